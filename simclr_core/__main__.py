@@ -1,0 +1,57 @@
+"""CLI: ``python -m simclr_core {data,preview,train,probe,embed,bench} ...``.
+
+Each subcommand lives in ``simclr_core/commands/<name>.py`` with ``add_parser(subparsers)``
+that registers its flags and ``set_defaults(func=run)``. Errors a user can cause are
+printed as one line and exit with status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from simclr_core.config import ConfigError
+
+COMMANDS = ("data", "preview", "train", "probe", "embed", "bench")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m simclr_core", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"simclr_core.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"simclr_core.commands.{name}":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types whose message is meant for the user (no traceback)."""
+    errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
+    for module, name in (("simclr_core.data", "DatasetError"), ("simclr_core.model", "CheckpointError")):
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except user_errors() as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Typed settings for augmentation and training, saved with every run.
+
+Every field has the seed tutorial's value as default unless a comment says why not.
+Both dataclasses round-trip through JSON (``to_dict``/``from_dict``) and refuse
+impossible values in ``validate()`` with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting a user chose that cannot work; the message says which and why."""
+
+
+def _pair(value: Any, name: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a pair of numbers (low, high), got {value!r}") from None
+    if lo > hi:
+        raise ConfigError(f"{name} must have low <= high, got ({lo}, {hi})")
+    return lo, hi
+
+
+def _prob(value: float, name: str) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} is a probability and must lie in [0, 1], got {value}")
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**data)
+
+
+@dataclass
+class AugmentationConfig:
+    """The tutorial's five random operations, in the order they are applied, plus normalisation.
+
+    Defaults are the seed's ``contrast_transforms`` (torchvision defaults where it set none).
+    """
+
+    # RandomHorizontalFlip
+    flip_p: float = 0.5
+    # RandomResizedCrop: output side, area fraction and aspect-ratio ranges of the crop.
+    crop_size: int = 96
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    # RandomApply([ColorJitter(...)], p=jitter_p); hue in [0, 0.5], the others >= 0.
+    jitter_brightness: float = 0.5
+    jitter_contrast: float = 0.5
+    jitter_saturation: float = 0.5
+    jitter_hue: float = 0.1
+    jitter_p: float = 0.8
+    # RandomGrayscale
+    grayscale_p: float = 0.2
+    # GaussianBlur(kernel_size=9), torchvision's default sigma range; the seed always blurs.
+    blur_kernel: int = 9
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    blur_p: float = 1.0
+    # Normalize((0.5,), (0.5,)): pixels to [-1, 1].
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+    def __post_init__(self) -> None:
+        self.crop_scale = tuple(self.crop_scale)  # type: ignore[assignment]
+        self.crop_ratio = tuple(self.crop_ratio)  # type: ignore[assignment]
+        self.blur_sigma = tuple(self.blur_sigma)  # type: ignore[assignment]
+        self.mean = tuple(self.mean)  # type: ignore[assignment]
+        self.std = tuple(self.std)  # type: ignore[assignment]
+
+    def validate(self) -> AugmentationConfig:
+        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
+            _prob(float(getattr(self, name)), name)
+        if int(self.crop_size) < 8:
+            raise ConfigError(f"crop_size must be at least 8 pixels, got {self.crop_size}")
+        lo, hi = _pair(self.crop_scale, "crop_scale")
+        if lo <= 0 or hi > 1:
+            raise ConfigError(f"crop_scale is an area fraction and must lie in (0, 1], got ({lo}, {hi})")
+        lo, hi = _pair(self.crop_ratio, "crop_ratio")
+        if lo <= 0:
+            raise ConfigError(f"crop_ratio (width/height) must be positive, got ({lo}, {hi})")
+        for name in ("jitter_brightness", "jitter_contrast", "jitter_saturation"):
+            if float(getattr(self, name)) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= float(self.jitter_hue) <= 0.5:
+            raise ConfigError(f"jitter_hue must lie in [0, 0.5], got {self.jitter_hue}")
+        k = int(self.blur_kernel)
+        if k != self.blur_kernel or k < 1 or k % 2 == 0:
+            raise ConfigError(f"blur_kernel must be a positive odd integer (e.g. 9), got {self.blur_kernel}")
+        lo, hi = _pair(self.blur_sigma, "blur_sigma")
+        if lo <= 0:
+            raise ConfigError(f"blur_sigma must be positive, got ({lo}, {hi})")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ConfigError("mean and std need one value per RGB channel")
+        if any(s <= 0 for s in self.std):
+            raise ConfigError(f"std must be positive, got {self.std}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AugmentationConfig:
+        return _from_dict(cls, data).validate()
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> AugmentationConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"augmentation JSON is not valid JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError("augmentation JSON must be an object of field: value")
+        return cls.from_dict(data)
+
+
+PRESETS: dict[str, AugmentationConfig] = {
+    # The seed's contrast_transforms.
+    "tutorial": AugmentationConfig(),
+    # SimCLR paper (Chen et al. 2020): colour distortion strength 1.0 -> jitter 0.8/0.8/0.8/0.2.
+    "simclr": AugmentationConfig(jitter_brightness=0.8, jitter_contrast=0.8, jitter_saturation=0.8, jitter_hue=0.2),
+    # The seed's supervised-baseline train_transforms: mild crops, no colour jitter, light blur.
+    "baseline": AugmentationConfig(crop_scale=(0.8, 1.0), jitter_p=0.0, blur_sigma=(0.1, 0.5)),
+    # Identity apart from resizing to crop_size and normalising.
+    "none": AugmentationConfig(
+        flip_p=0.0, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), jitter_p=0.0, grayscale_p=0.0, blur_p=0.0
+    ),
+}
+
+
+def augmentation_preset(name: str, crop_size: int | None = None) -> AugmentationConfig:
+    """A fresh copy of a named preset, optionally at another output size."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown augmentation preset {name!r}; choose one of {', '.join(PRESETS)}")
+    cfg = replace(PRESETS[name])
+    if crop_size is not None:
+        cfg.crop_size = int(crop_size)
+    return cfg
+
+
+def load_augmentation(preset_or_file: str, crop_size: int | None = None) -> AugmentationConfig:
+    """`--aug` resolution: a preset name or a JSON file written by the dashboard or CLI."""
+    if preset_or_file in PRESETS:
+        return augmentation_preset(preset_or_file, crop_size)
+    path = Path(preset_or_file)
+    if not path.is_file():
+        raise ConfigError(
+            f"--aug {preset_or_file!r} is neither a preset ({', '.join(PRESETS)}) nor an existing JSON file"
+        )
+    cfg = AugmentationConfig.from_json(path.read_text())
+    if crop_size is not None:
+        cfg.crop_size = int(crop_size)
+    return cfg.validate()
+
+
+BACKBONES = ("resnet18", "resnet34", "resnet50")
+PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
+MONITORS = ("val_acc_top5", "knn_acc")
+
+
+@dataclass
+class TrainConfig:
+    """One SimCLR run. Saved as config.json in the run directory; enough to reproduce it."""
+
+    data: str = "shapes:unlabeled"  # dataset spec of the contrastive training images
+    val_data: str | None = None  # labelled spec for val_* and knn_acc; None: the source's labelled train split
+    image_size: int = 96  # decode and crop side; 32 with small_input for CPU demos
+    limit_images: int | None = None  # use only the first N training images (quick experiments)
+    backbone: str = "resnet18"
+    small_input: bool = False  # 3x3 stride-1 first conv, no max-pool: for 32x32 inputs
+    hidden_dim: int = 128  # projection output; the head is feat -> 4*hidden -> hidden
+    batch_size: int = 256  # images per optimiser step across all devices (global), each giving n_views views
+    epochs: int = 500
+    max_minutes: float | None = None  # wall-clock budget; the run ends cleanly as finished
+    lr: float = 5e-4
+    warmup_epochs: float = 0.0  # linear warm-up before cosine annealing to lr/50
+    temperature: float = 0.07
+    weight_decay: float = 1e-4
+    n_views: int = 2
+    aug: AugmentationConfig = field(default_factory=AugmentationConfig)
+    precision: str = "auto"  # auto: bf16-mixed where the device has fast bf16, else 32
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    channels_last: bool = True
+    devices: int = 1  # processes per node for DDP
+    num_nodes: int = 1
+    strategy: str = "auto"
+    scale_lr: bool = False  # multiply lr by global_batch/256 only when asked
+    monitor: str = "val_acc_top5"  # best.ckpt selection; the seed used val_acc_top5
+    knn_k: int = 20
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if isinstance(self.aug, dict):
+            self.aug = AugmentationConfig.from_dict(self.aug)
+
+    def validate(self) -> TrainConfig:
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0 (the seed uses 0.07), got {self.temperature}")
+        if self.n_views < 2:
+            raise ConfigError(f"n_views must be at least 2 (a positive pair needs two views), got {self.n_views}")
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.monitor not in MONITORS:
+            raise ConfigError(f"unknown monitor {self.monitor!r}; choose one of {', '.join(MONITORS)}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be at least 2 (negatives come from the batch), got {self.batch_size}")
+        for name in ("epochs", "hidden_dim", "image_size", "devices", "num_nodes", "knn_k"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.image_size < 16:
+            raise ConfigError(f"image_size must be at least 16 pixels, got {self.image_size}")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ConfigError(f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ConfigError(f"max_minutes must be positive, got {self.max_minutes}")
+        if self.limit_images is not None and self.limit_images < 2:
+            raise ConfigError(f"limit_images must be at least 2, got {self.limit_images}")
+        self.aug.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["aug"] = self.aug.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return _from_dict(cls, dict(data))
