@@ -8,6 +8,7 @@ impossible values in ``validate()`` with a message a user can act on.
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,18 @@ def _pair(value: Any, name: str) -> tuple[float, float]:
     if lo > hi:
         raise ConfigError(f"{name} must have low <= high, got ({lo}, {hi})")
     return lo, hi
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or int(value) != value:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    return int(value)
 
 
 def _prob(value: float, name: str) -> None:
@@ -70,16 +83,15 @@ class AugmentationConfig:
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
     def __post_init__(self) -> None:
-        self.crop_scale = tuple(self.crop_scale)  # type: ignore[assignment]
-        self.crop_ratio = tuple(self.crop_ratio)  # type: ignore[assignment]
-        self.blur_sigma = tuple(self.blur_sigma)  # type: ignore[assignment]
-        self.mean = tuple(self.mean)  # type: ignore[assignment]
-        self.std = tuple(self.std)  # type: ignore[assignment]
+        # JSON gives lists; anything else is left for validate() to refuse with a clear message.
+        for name in ("crop_scale", "crop_ratio", "blur_sigma", "mean", "std"):
+            if isinstance(getattr(self, name), list | tuple):
+                setattr(self, name, tuple(getattr(self, name)))
 
     def validate(self) -> AugmentationConfig:
         for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
-            _prob(float(getattr(self, name)), name)
-        if int(self.crop_size) < 8:
+            _prob(_number(getattr(self, name), name), name)
+        if _integer(self.crop_size, "crop_size") < 8:
             raise ConfigError(f"crop_size must be at least 8 pixels, got {self.crop_size}")
         lo, hi = _pair(self.crop_scale, "crop_scale")
         if lo <= 0 or hi > 1:
@@ -88,18 +100,27 @@ class AugmentationConfig:
         if lo <= 0:
             raise ConfigError(f"crop_ratio (width/height) must be positive, got ({lo}, {hi})")
         for name in ("jitter_brightness", "jitter_contrast", "jitter_saturation"):
-            if float(getattr(self, name)) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= float(self.jitter_hue) <= 0.5:
-            raise ConfigError(f"jitter_hue must lie in [0, 0.5], got {self.jitter_hue}")
-        k = int(self.blur_kernel)
-        if k != self.blur_kernel or k < 1 or k % 2 == 0:
+            if _number(getattr(self, name), name) < 0:
+                raise ConfigError(f"{name} must be >= 0 (0 switches it off), got {getattr(self, name)}")
+        if not 0.0 <= _number(self.jitter_hue, "jitter_hue") <= 0.5:
+            raise ConfigError(f"jitter_hue must lie in [0, 0.5] (a fraction of a turn), got {self.jitter_hue}")
+        k = _integer(self.blur_kernel, "blur_kernel")
+        if k < 1 or k % 2 == 0:
             raise ConfigError(f"blur_kernel must be a positive odd integer (e.g. 9), got {self.blur_kernel}")
+        if k // 2 >= int(self.crop_size):
+            raise ConfigError(
+                f"blur_kernel {k} is too large for crop_size {self.crop_size}: reflect padding needs "
+                f"kernel // 2 < crop_size; use a kernel of at most {2 * int(self.crop_size) - 1}"
+            )
         lo, hi = _pair(self.blur_sigma, "blur_sigma")
         if lo <= 0:
             raise ConfigError(f"blur_sigma must be positive, got ({lo}, {hi})")
-        if len(self.mean) != 3 or len(self.std) != 3:
-            raise ConfigError("mean and std need one value per RGB channel")
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or len(values) != 3:
+                raise ConfigError(f"{name} needs one number per RGB channel, e.g. [0.5, 0.5, 0.5], got {values!r}")
+            for v in values:
+                _number(v, name)
         if any(s <= 0 for s in self.std):
             raise ConfigError(f"std must be positive, got {self.std}")
         return self
@@ -177,6 +198,7 @@ class TrainConfig:
     val_data: str | None = None  # labelled spec for val_* and knn_acc; None: the source's labelled train split
     image_size: int = 96  # decode and crop side; 32 with small_input for CPU demos
     limit_images: int | None = None  # use only the first N training images (quick experiments)
+    val_limit: int | None = None  # use a class-balanced subset of N validation images (val_* and knn_acc)
     backbone: str = "resnet18"
     small_input: bool = False  # 3x3 stride-1 first conv, no max-pool: for 32x32 inputs
     hidden_dim: int = 128  # projection output; the head is feat -> 4*hidden -> hidden
@@ -228,6 +250,8 @@ class TrainConfig:
             raise ConfigError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.limit_images is not None and self.limit_images < 2:
             raise ConfigError(f"limit_images must be at least 2, got {self.limit_images}")
+        if self.val_limit is not None and self.val_limit < 2:
+            raise ConfigError(f"val_limit must be at least 2, got {self.val_limit}")
         self.aug.validate()
         return self
 

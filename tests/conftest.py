@@ -21,3 +21,22 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = Path(os.environ.get("SIMCLR_STUDIO_TEST_DATA") or tmp_path_factory.mktemp("data_root"))
     os.environ["SIMCLR_STUDIO_DATA"] = str(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished SimCLR run directory (shapes 32x32, small_input, 192 images, 2 epochs of 3 steps).
+
+    Has checkpoints/last.ckpt and best.ckpt, metrics.jsonl with train and val/knn rows, status finished.
+    Trained once per session (tens of seconds on 2 busy cores); treat it as read-only.
+    """
+    from simclr_core.config import TrainConfig, augmentation_preset
+    from simclr_core.train import train
+
+    config = TrainConfig(
+        data="shapes:unlabeled", image_size=32, small_input=True, limit_images=192, val_limit=100,
+        batch_size=64, epochs=2, aug=augmentation_preset("tutorial", 32), precision="32", seed=0,
+    )
+    run = train(config, tmp_path_factory.mktemp("tiny_runs"), name="tiny")
+    assert run.status()["state"] == "finished", run.status()
+    return run.path

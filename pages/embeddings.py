@@ -1,0 +1,112 @@
+"""Embeddings: a map of what the encoder learnt; select points to see their images and neighbours."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import ui
+
+ui.ensure_routed(__file__)
+
+ss = st.session_state
+ss.setdefault("keep.emb_which_ckpt", "last")
+ss.setdefault("keep.emb_split", "test")
+ss.setdefault("keep.emb_points", 2000)
+ss.setdefault("keep.emb_method", "UMAP 2-D")
+ss.setdefault("keep.emb_features", "h")
+ss.setdefault("keep.emb_other", "")
+ss.setdefault("keep.emb_source", "Run")
+
+st.title("Embeddings")
+st.caption("Each dot is one labelled image placed by its frozen features. Classes that form their own islands "
+           "were separated without ever seeing a label. Drag a box or lasso to see the images; click one to see "
+           "its nearest neighbours.")
+
+st.radio("Encoder", ["Run", "Checkpoint file"], key="keep.emb_source", horizontal=True,
+         help="A run from the sidebar, or a .ckpt file: this project's or the tutorial's SimCLR.ckpt.")
+run = ui.current_run() if ss["keep.emb_source"] == "Run" else None
+if ss["keep.emb_source"] == "Run":
+    if run is None:
+        st.info("No run selected: train one first (Home → demo, or the Train page), then pick it in the sidebar.",
+                icon=":material/info:")
+        st.stop()
+    train_spec, test_spec = ui.eval_specs(run)
+else:
+    upload = st.file_uploader("Checkpoint (.ckpt)", type=["ckpt", "pt", "pth"], key="upload.ckpt")
+    train_spec, test_spec = None, None
+    if upload is None:
+        st.stop()
+
+if not ui.umap_ready():
+    st.caption(":material/hourglass_top: UMAP is compiling in the background (once per server start, about a "
+               "minute); PCA works right away.")
+
+c = st.columns([1, 1.4, 1, 1.2, 1])
+c[0].selectbox("Checkpoint", ["last", "best"], key="keep.emb_which_ckpt", disabled=run is None)
+splits = {"test": test_spec, "train": train_spec, "other": ss.get("keep.emb_other") or None}
+c[1].selectbox("Split", list(splits), key="keep.emb_split",
+               format_func=lambda k: "other labelled data ..." if k == "other" else f"{k} ({splits[k] or 'none'})")
+c[2].select_slider("Points", [500, 1000, 2000, 4000, 8000, 16000], key="keep.emb_points")
+c[3].selectbox("Method", list(ui.PROJECTIONS), key="keep.emb_method")
+c[4].radio("Features", ["h", "z"], key="keep.emb_features", horizontal=True,
+           help="h: the encoder's output, used downstream; z: after the projection head (used by the loss).")
+
+if ss["keep.emb_split"] == "other":
+    st.text_input("Labelled data (spec)", key="keep.emb_other", placeholder="e.g. shapes:test?n=50, cifar10:test, "
+                  "or a folder with one subfolder per class")
+spec = splits.get(ss["keep.emb_split"])
+if not spec:
+    if ss["keep.emb_split"] != "other":
+        st.error("This encoder's training data has no labelled split to colour the map: choose "
+                 "*other labelled data* and name one (e.g. shapes:test).")
+    st.stop()
+if run is not None:
+    ckpt = ui.run_checkpoint(run, ss["keep.emb_which_ckpt"])
+    if ckpt is None:
+        st.info(f"Run {run.id} has no checkpoint yet: the first one is written after its first epoch.",
+                icon=":material/hourglass_top:")
+        st.stop()
+else:
+    ckpt = ui.uploaded_checkpoint(upload)
+    if ckpt is None:
+        st.stop()
+
+feats = ui.feature_set(ckpt, spec, ss["keep.emb_features"])
+if feats is None:
+    st.stop()
+table = ui.embedding(ckpt, spec, ss["keep.emb_features"], ss["keep.emb_method"], int(ss["keep.emb_points"]))
+if table is None:
+    st.stop()
+
+plot_col, side = st.columns([3, 1.2], gap="medium")
+with side:
+    knn = ui.feature_knn(ckpt, spec, ss["keep.emb_features"])
+    st.metric("kNN accuracy (k=20)", f"{knn:.1%}" if knn is not None else "—",
+              help="Each image classified by a vote of its 20 most similar images (cosine), leave-one-out.")
+    st.caption(f"{len(table.indices):,} of {feats.feats.shape[0]:,} images · {feats.feats.shape[1]}-d {feats.which} · "
+               f"{table.method.upper()} {table.dims}-D" + (" · cached" if table.cached else ""))
+with plot_col:
+    event = st.plotly_chart(ui.embedding_figure(table), width="stretch", key="chart.embedding", on_select="rerun",
+                            selection_mode=("points", "box", "lasso"))
+
+selected = ui.selected_indices(event)
+with side:
+    if selected:
+        st.markdown(f"**{len(selected)} selected**")
+    else:
+        st.caption("Select points on the map to see their images here.")
+
+if selected:
+    size = int(feats.meta.get("image_size") or (ui.run_image_size(run) if run is not None else 96))
+    images = ui.attempt("load the images", ui.dataset, spec, size)
+    st.subheader("Selected images", anchor=False)
+    ui.thumbnail_grid(images, selected[:48], feats.classes, feats.labels)
+    if len(selected) > 48:
+        st.caption(f"Showing 48 of {len(selected)}.")
+    query = selected[0] if len(selected) == 1 else st.selectbox(
+        "Nearest neighbours of", selected[:48], format_func=lambda i: f"image {i} ({ui.class_of(feats, i)})",
+        key="emb_query")
+    st.subheader(f"Nearest neighbours of image {query}", anchor=False)
+    hits = ui.attempt("find neighbours", ui.neighbours, feats, int(query), 12)
+    if hits is not None:
+        ui.thumbnail_grid(images, hits[0], feats.classes, feats.labels, similarities=hits[1])

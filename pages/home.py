@@ -1,0 +1,70 @@
+"""Home: what SimCLR does, what this machine offers, the runs so far, and a one-click demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from pages import ui
+
+ui.ensure_routed(__file__)
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+st.title("SimCLR Studio")
+st.markdown(
+    "**SimCLR** learns image features without labels. Each image is augmented twice at random "
+    "(crop, flip, colour jitter, grayscale, blur); an encoder *f* turns each view into features *h*, "
+    "a small head *g* projects them to *z*, and the InfoNCE loss pulls the two views of one image "
+    "together while pushing the other images of the batch apart. After training, *h* is kept: "
+    "a linear classifier on it needs only a few labels per class."
+)
+pipeline = ASSETS / "pipeline.svg"
+if pipeline.is_file():
+    st.image(str(pipeline), width="stretch")
+
+left, right = st.columns([3, 2], gap="large")
+
+with right:
+    st.subheader("Try it", anchor=False)
+    st.markdown(
+        "A short run on the built-in **shapes** dataset (32×32 px, small-input ResNet-18, a few minutes on a "
+        "laptop CPU). Watch the loss fall and the kNN accuracy rise on the Train page."
+    )
+    if st.button("Start a demo run", type="primary", icon=":material/play_arrow:", key="home.demo"):
+        job = ui.start_training(ui.cpu_friendly(), name="demo")
+        if job is not None:
+            st.session_state["_show_run_tab"] = True
+            st.switch_page("pages/train.py")
+
+    st.subheader("This machine", anchor=False)
+    dev = ui.device_summary()
+    if dev["kind"] == "cuda":
+        extra = f" ({dev['count']} GPUs)" if dev.get("count", 1) > 1 else ""
+        st.markdown(f":material/memory: **GPU** {dev['name']}{extra}, {dev['memory_gb']:.0f} GB"
+                    + (", bf16" if dev.get("bf16") else ""))
+    else:
+        st.markdown(f":material/memory: **CPU** {dev['name']}: {dev['threads']} torch threads "
+                    f"({dev['cpus']} cores). No GPU found: use small images (32 px) for quick runs.")
+    st.caption(f"PyTorch {dev['torch']}")
+
+with left:
+    st.subheader("Datasets", anchor=False)
+    rows = ui.dataset_rows()
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption(
+        "Built-in **shapes** works offline. `cifar10` / `stl10` download on first use; any folder of images "
+        "(one subfolder per class), .zip or .tar.gz can be typed into the sidebar's *Dataset* box."
+    )
+
+    st.subheader("Runs", anchor=False)
+    runs = ui.run_rows()
+    if runs:
+        st.dataframe(runs, hide_index=True, width="stretch",
+                     column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0,
+                                                                                  max_value=1.0, format="percent")})
+    else:
+        st.info(f"No runs yet in `{ui.runs_root()}`. Start the demo, or set one up on the Train page.",
+                icon=":material/info:")

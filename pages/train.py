@@ -1,0 +1,115 @@
+"""Train: set up a run, start it in the background, watch it learn live, stop, resume, compare."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import ui
+from simclr_core.config import BACKBONES, MONITORS, PRECISIONS, PRESETS, TrainConfig
+
+ui.ensure_routed(__file__)
+
+ss = st.session_state
+ss.setdefault("keep.run_name", "simclr")
+
+
+def preset_seed() -> None:
+    ui.set_training(TrainConfig(data=ss.get("train.data") or "shapes:unlabeled"))
+
+
+def preset_cpu() -> None:
+    ui.set_training(ui.cpu_friendly())
+
+
+def aug_from_preset() -> None:
+    choice = ss.get("train.aug_choice")
+    if choice in PRESETS:
+        aug = PRESETS[choice].to_dict()
+        aug["crop_size"] = int(ss.get("train.image_size") or aug["crop_size"])
+        ss["train_aug"] = aug
+
+
+st.title("Training")
+
+if ss.pop("_show_run_tab", False) or "nav.train_tab" not in ss:
+    ss["nav.train_tab"] = "Run" if ss.get("run_id") else "New run"
+live_tab, new_tab, compare_tab = st.tabs(["Run", "New run", "Compare runs"], key="nav.train_tab", on_change="rerun")
+
+with new_tab:
+    p1, p2, _ = st.columns([1, 1, 3])
+    p1.button("Seed defaults", on_click=preset_seed, help="The tutorial's settings: 96 px, batch 256, 500 epochs.",
+              width="stretch")
+    p2.button("CPU-friendly", on_click=preset_cpu, type="primary", width="stretch",
+              help="32 px shapes, small-input ResNet-18, batch 128, 5 epochs or 4 minutes: learns visibly on a laptop.")
+    with st.form("form.train", border=False):
+        st.text_input("Run name", key="keep.run_name", help="A timestamp is appended, so names may repeat.")
+        a, b, c = st.columns(3)
+        with a:
+            st.markdown("**Data**")
+            st.text_input("Training data (spec)", key="train.data",
+                          help="Unlabelled images to learn from, e.g. `shapes:unlabeled`, `stl10:unlabeled`, a folder.")
+            st.text_input("Labelled data for monitoring (spec, optional)", key="train.val_data",
+                          help="For val_* metrics and kNN accuracy; empty: the source's labelled train split.")
+            st.number_input("Image size (px)", min_value=16, max_value=512, step=8, key="train.image_size")
+            st.number_input("Use only the first N images (optional)", min_value=2, step=100, value=None,
+                            key="train.limit_images")
+            st.number_input("Labelled images for monitoring (optional)", min_value=2, step=100, value=None,
+                            key="train.val_limit", help="A class-balanced subset keeps validation and kNN quick.")
+            st.number_input("Views per image", min_value=2, max_value=8, key="train.n_views")
+        with b:
+            st.markdown("**Model and optimiser**")
+            st.selectbox("Backbone", BACKBONES, key="train.backbone")
+            st.checkbox("Small-input stem (for 32 px images)", key="train.small_input")
+            st.number_input("Projection size (hidden_dim)", min_value=8, max_value=4096, step=8, key="train.hidden_dim")
+            st.number_input("Batch size (images per step)", min_value=2, max_value=65536, step=32, key="train.batch_size")
+            st.number_input("Learning rate", min_value=1e-7, max_value=10.0, format="%.6f", key="train.lr")
+            st.number_input("Warm-up epochs", min_value=0.0, step=0.5, key="train.warmup_epochs")
+            st.number_input("Temperature τ", min_value=0.001, max_value=10.0, format="%.3f", key="train.temperature")
+            st.number_input("Weight decay", min_value=0.0, format="%.6f", key="train.weight_decay")
+            st.checkbox("Scale lr by batch/256", key="train.scale_lr")
+        with c:
+            st.markdown("**Length and hardware**")
+            st.number_input("Epochs", min_value=1, max_value=100000, key="train.epochs")
+            st.number_input("Time budget (minutes, optional)", min_value=0.1, step=1.0, value=None,
+                            key="train.max_minutes", help="The run ends cleanly as finished when time is up.")
+            st.selectbox("Precision", PRECISIONS, key="train.precision",
+                         help="auto: bf16 where the device has fast bf16, else 32-bit.")
+            st.text_input("Device", key="train.device", help="auto, cpu, cuda or cuda:N")
+            st.checkbox("channels_last memory format", key="train.channels_last")
+            st.number_input("Devices (DDP processes)", min_value=1, max_value=64, key="train.devices")
+            st.number_input("Nodes", min_value=1, max_value=1024, key="train.num_nodes")
+            st.text_input("Strategy", key="train.strategy")
+            st.selectbox("Best checkpoint by", MONITORS, key="train.monitor")
+            st.number_input("kNN k", min_value=1, max_value=1000, key="train.knn_k")
+            st.number_input("Seed", min_value=0, step=1, key="train.seed")
+        submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+
+    st.markdown("**Augmentations**")
+    aug_cols = st.columns([1, 2])
+    aug_cols[0].selectbox("Start from", ["(current)", *PRESETS], key="train.aug_choice", on_change=aug_from_preset,
+                          help="(current): what *Use for training* on the Augment page set.")
+    aug_cols[1].caption(ui.aug_summary(ss.get("train_aug") or {}))
+
+    if submitted:
+        cfg = ui.attempt("use these settings", ui.current_training)
+        if cfg is not None and ui.start_training(cfg, name=ss.get("keep.run_name") or "simclr") is not None:
+            ss["_show_run_tab"] = True
+            st.rerun()
+
+with live_tab:
+    run = ui.current_run()
+    if run is None:
+        st.info("No run selected. Start one in *New run*, or the demo on the Home page.", icon=":material/info:")
+    else:
+        ui.live_run(run.id)
+
+with compare_tab:
+    names = ui.run_names()
+    if "keep.compare_runs" not in ss:
+        ss["keep.compare_runs"] = names[:2]
+    ss["keep.compare_runs"] = [n for n in ss["keep.compare_runs"] if n in names]
+    chosen = st.multiselect("Runs", names, key="keep.compare_runs", format_func=ui.run_label)
+    metric = st.selectbox("Metric", ui.COMPARE_METRICS, key="keep.compare_metric")
+    x_axis = st.radio("x axis", ["step", "epoch", "time"], horizontal=True, key="keep.compare_x")
+    if chosen:
+        st.plotly_chart(ui.compare_figure(chosen, metric, x_axis), width="stretch", key="chart.compare")

@@ -1,0 +1,37 @@
+"""Figure 5: peak memory of a training run, and how step time and memory grow with batch and image size.
+
+Each cell is a short run of the product's ``train.train`` (bf16 fast path) in a fresh process:
+peak RSS of that process minus an idle process with the same imports (the engine's import
+alone maps ~1 GiB of libraries); on CUDA, ``torch.cuda.max_memory_allocated`` as well.
+"""
+
+from __future__ import annotations
+
+from simclr_core.bench.core import Options, Section, fmt, run_worker
+
+
+def run(opts: Options) -> Section:
+    if opts.quick:
+        grid = [(32, 8), (32, 16)]
+        warmup, steps = 1, 1
+    else:
+        grid = [(96, 64), (96, 128), (96, 256), (64, 256), (128, 128)]
+        warmup, steps = 1, 2
+    section = Section("memory", "5. Peak memory and growth with batch and image size (bf16 fast path)",
+                      ["image size", "batch", "s/step", "views/s", "peak RSS MiB", "over idle MiB", "per view MiB"])
+    idle = run_worker("train", idle=True)["peak_rss_mib"]
+    for res, batch in grid:
+        out = run_worker("train", image_size=res, batch=batch, warmup=warmup, steps=steps, precision="bf16-mixed",
+                         device=opts.device, timeout=1800)
+        over = out["peak_rss_mib"] - idle
+        row = [str(res), str(batch), fmt(out["step_s_median"]), fmt(out["views_per_s"]), fmt(out["peak_rss_mib"]),
+               fmt(over), fmt(over / (2 * batch))]
+        if "cuda_peak_mib" in out:
+            row[4] += f" (CUDA {fmt(out['cuda_peak_mib'])})"
+        section.rows.append(row)
+    section.notes += [
+        f"Each row: {warmup} warm-up + {steps} timed step(s) of `train.train` on shapes; idle process with the "
+        f"engine imported: {fmt(idle)} MiB. 'per view' divides the excess by the 2 x batch views of a step "
+        "(activations kept for backward grow with views x pixels; weights, optimiser state and data do not).",
+    ]
+    return section

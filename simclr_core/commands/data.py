@@ -1,0 +1,76 @@
+"""``python -m simclr_core data``: decode (once) and summarise a dataset spec."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from simclr_core.data import describe
+
+_SPEC_HELP = (
+    "dataset spec: 'shapes[:unlabeled|train|test][?n=N&seed=S]' (built in, offline), "
+    "'stl10[:unlabeled|train|test|train+unlabeled]', 'cifar10[:train|test]' (downloaded by torchvision), "
+    "or a path to an image folder (one subfolder per class, or flat) / .zip / .tar / .tar.gz / .tgz, "
+    "optionally with '?split=train|test&test_fraction=0.2&seed=0' to carve a held-out split (default: shapes)"
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "data",
+        help="decode a dataset once and show its splits, images per class, resolution and memory",
+        description=(
+            "Decode a dataset (or read its cache) and print its splits, images per class, resolution, "
+            "memory and cache path. The first call decodes / downloads; later calls read the cache."
+        ),
+    )
+    parser.add_argument("--data", default="shapes", metavar="SPEC", help=_SPEC_HELP)
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=96,
+        metavar="PX",
+        help="side in pixels the images are decoded to (shorter side resized, centre square kept); default 96",
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="where downloads and decoded caches live; default $SIMCLR_STUDIO_DATA or ~/.cache/simclr-studio",
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _progress(message: str, fraction: float) -> None:
+    if sys.stderr.isatty():
+        print(f"\r{message}: {fraction * 100:5.1f}%", end="" if fraction < 1 else "\n", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    root = args.data_root or os.environ.get("SIMCLR_STUDIO_DATA") or None
+    info = describe(args.data, image_size=args.image_size, root=root, progress=_progress)
+    size = info["resolution"][-1]
+    print(f"dataset     {info['spec']}  ({info['kind']}, split {info['split']})")
+    print(f"splits      {', '.join(info['splits'])}")
+    kind = "labelled" if info["labelled"] else "unlabelled"
+    print(
+        f"images      {info['images']} ({kind}{', ' + str(info['unlabelled']) + ' without label' if info['labelled'] and info['unlabelled'] else ''})"
+    )
+    print(f"resolution  3 x {size} x {size} (uint8)")
+    where = "memory-mapped from disk" if info["mapped"] else "in RAM"
+    print(f"memory      {info['memory']} ({where})")
+    print(f"cache       {info['cache_path']}")
+    if info["classes"] and info["labelled"]:
+        print(f"classes     {len(info['classes'])} (images per class)")
+        width = max(len(c) for c in info["classes"])
+        for name in info["classes"]:
+            print(f"  {name:<{width}}  {info['per_class'].get(name, 0)}")
+    elif info["classes"]:
+        print(f"classes     {', '.join(info['classes'])} (names only: this split carries no labels)")
+    if info["warnings"]:
+        print(f"skipped     {len(info['warnings'])} problem(s) while decoding:")
+        for line in info["warnings"]:
+            print(f"  {line}")
+    return 0

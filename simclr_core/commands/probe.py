@@ -1,0 +1,186 @@
+"""``probe``: linear-probe accuracy against labelled images per class, with baselines.
+
+    python -m simclr_core probe (--checkpoint CKPT | --run RUN_DIR | --random-init)
+        --train-data SPEC --test-data SPEC --sizes 10,20,50,100,200,500 --repeats 3
+        [--features h|z] [--subset random|first] [--val-fraction F]
+        [--baseline supervised --max-minutes M] [--runs-dir runs] --json
+
+With ``--run`` the data default to the labelled train/test splits of the source the run was
+trained on, and the result is also written to ``<run>/probe.json`` (likewise for a checkpoint
+inside a run directory), so the dashboard shows it without recomputing.
+
+``--json`` prints one JSON object:
+
+- ``source``: ``{"kind": "checkpoint", "checkpoint", "mtime_ns", "size", "run", "format", "epoch",
+  "global_step"}`` or ``{"kind": "random_init", "backbone", "small_input", "image_size", "hidden_dim", "seed"}``
+- ``features`` ("h" backbone or "z" projection), ``train_data``, ``test_data``, ``image_size``,
+  ``n_train``, ``n_test``, ``feature_dim``, ``classes``
+- ``sizes`` (images per class actually used), ``requested_sizes``, ``max_per_class`` (what the
+  smallest class holds after the validation split), ``capped`` (a requested size was larger)
+- ``repeats``, ``subset`` ("random" class-balanced or the seed's "first" k per class), ``seed``
+- ``selection``: "fixed_epochs" (all epochs, no model selection) or "val_acc" (best epoch on
+  ``val_size`` held-out training images); ``probe``: the optimiser settings; ``knn_k``
+- ``table``: one row per size: ``probe_test_acc_mean/_std``, ``probe_train_acc_mean/_std``,
+  ``knn_acc_mean/_std`` and the random-init encoder's ``random_probe_test_acc_mean/_std``,
+  ``random_probe_train_acc_*``, ``random_knn_acc_*`` (accuracies are fractions in [0, 1])
+- ``encoder`` / ``random_init``: the full sweeps: ``rows`` (size, repeat, n_train, train_acc,
+  test_acc[, val_acc, best_epoch][, knn_acc]) and ``summary`` (mean/std per size)
+- ``supervised``: null, or ``{"run": run dir, "results": [{size, n_train, epochs, planned_epochs,
+  stopped_early, minutes, train_acc, test_acc}], "max_minutes"}`` for ``--baseline supervised``
+- ``timing_s`` (features, probe, total seconds), ``created_at`` (Unix seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from simclr_core.config import ConfigError
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive integers, got {text!r}")
+    return sizes
+
+
+def add_source_args(p: argparse.ArgumentParser, random_init: bool = True) -> None:
+    """--checkpoint | --run [| --random-init] and the architecture flags random init needs."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a .ckpt file (this project's or the tutorial's SimCLR.ckpt)")
+    src.add_argument("--run", help="a run directory; uses its last.ckpt (see --which)")
+    if random_init:
+        src.add_argument("--random-init", action="store_true", help="a randomly initialised encoder (baseline)")
+    p.add_argument("--which", choices=("last", "best"), default="last", help="checkpoint of --run (default last)")
+    p.add_argument("--features", choices=("h", "z"), default="h",
+                   help="h: backbone output (default, as the seed); z: projection head output")
+    p.add_argument("--image-size", type=int, help="encode at this side (default: the checkpoint's)")
+    p.add_argument("--backbone", default="resnet18", help="architecture for --random-init")
+    p.add_argument("--small-input", action="store_true", help="3x3 stem for 32 px inputs (--random-init)")
+    p.add_argument("--init-seed", type=int, default=0, help="weights seed for --random-init")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: GPU when present)")
+
+
+def source_from_args(args: argparse.Namespace) -> tuple[Any, Path | None]:
+    from simclr_core.features import RandomInit, resolve_source
+
+    rand = None
+    if getattr(args, "random_init", False):
+        rand = RandomInit(args.backbone, bool(args.small_input), int(args.image_size or 96), seed=args.init_seed)
+    return resolve_source(args.checkpoint, args.run, rand, args.which)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("probe", help="linear probe vs labelled images per class, with baselines",
+                              description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_source_args(p)
+    p.add_argument("--train-data", help="labelled spec the subsets come from (default with --run: its source's train split)")
+    p.add_argument("--test-data", help="labelled spec for test accuracy (default with --run: its source's test split)")
+    p.add_argument("--sizes", type=_sizes, default=[10, 20, 50, 100, 200, 500], help="images per class (comma-separated)")
+    p.add_argument("--repeats", type=int, default=3, help="random subsets per size (mean and std)")
+    p.add_argument("--subset", choices=("random", "first"), default="random",
+                   help="random class-balanced subsets, or the seed's deterministic first k per class")
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="hold out this fraction of each training class to pick the best epoch (0: fixed 100 epochs)")
+    p.add_argument("--epochs", type=int, default=100, help="probe epochs (the seed: 100)")
+    p.add_argument("--seed", type=int, default=0, help="subset and probe seed")
+    p.add_argument("--knn-k", type=int, default=20, help="k of the cosine kNN baseline (0: skip it)")
+    p.add_argument("--no-random-baseline", action="store_true", help="skip the random-init encoder baseline")
+    p.add_argument("--baseline", choices=("supervised",), help="also train the seed's supervised ResNet on a subset")
+    p.add_argument("--baseline-sizes", type=_sizes, help="sizes for --baseline supervised (default: the largest)")
+    p.add_argument("--max-minutes", type=float, default=10.0, help="time budget of --baseline supervised")
+    p.add_argument("--runs-dir", default="runs", help="where --baseline supervised writes its run directory")
+    p.add_argument("--json", action="store_true", help="print one JSON object (fields in this command's docstring)")
+    p.set_defaults(func=run)
+    return p
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    cols = [("probe_test_acc", "probe"), ("knn_acc", "kNN"), ("random_probe_test_acc", "random probe"),
+            ("random_knn_acc", "random kNN")]
+    cols = [(k, n) for k, n in cols if any(f"{k}_mean" in r for r in report["table"])]
+    print(f"{'per class':>9}  " + "  ".join(f"{n:>15}" for _, n in cols))
+    for row in report["table"]:
+        cells = [f"{100 * row[f'{k}_mean']:6.2f} ± {100 * row[f'{k}_std']:5.2f}" if f"{k}_mean" in row else " " * 15
+                 for k, _ in cols]
+        print(f"{row['size']:>9}  " + "  ".join(cells))
+    for s in (report.get("supervised") or {}).get("results", []):
+        print(f"supervised {s['size']}/class: test {100 * s['test_acc']:.2f}% (train {100 * s['train_acc']:.2f}%, "
+              f"{s['epochs']} epochs in {s['minutes']:.1f} min)")
+    if report["capped"]:
+        print(f"note: sizes capped at {report['max_per_class']} images per class (what the split holds)")
+
+
+def _supervised(args: argparse.Namespace, report: dict[str, Any], image_size: int, arch: dict[str, Any]) -> dict:
+    import torch
+
+    from simclr_core.probe import make_plan
+    from simclr_core.supervised import SupervisedConfig, SupervisedJob
+
+    sizes = args.baseline_sizes or [max(report["sizes"])]
+    cfg = SupervisedConfig(train_data=report["train_data"], test_data=report["test_data"], sizes=sizes,
+                           subset=args.subset, val_fraction=args.val_fraction, seed=args.seed, image_size=image_size,
+                           backbone=arch.get("backbone", "resnet18"), small_input=bool(arch.get("small_input")),
+                           max_minutes=args.max_minutes, device=args.device or "auto")
+    from simclr_core.data import load_dataset
+
+    labels = load_dataset(cfg.train_data, image_size=image_size).labels
+    plan = make_plan(torch.as_tensor(labels), sorted(set(sizes) | set(report["sizes"])), 1, args.subset,
+                     args.val_fraction, args.seed)
+    subsets = {min(s, plan.max_per_class): plan.subsets[(min(s, plan.max_per_class), 0)] for s in sizes}
+    job = SupervisedJob(cfg, args.runs_dir, subsets=subsets).start()
+    print(f"supervised baseline: {job.run.path} (budget {args.max_minutes} min)", file=sys.stderr)
+    try:
+        while not job.join(1.0):
+            pass
+    except KeyboardInterrupt:
+        print("stopping the supervised baseline; it evaluates what it has", file=sys.stderr)
+        job.stop()
+        job.join()
+    if job.error is not None:
+        raise job.error
+    return {"run": str(job.run.path), "results": job.result["results"] if job.result else [],
+            "max_minutes": args.max_minutes}
+
+
+def run(args: argparse.Namespace) -> int:
+    from simclr_core.features import RandomInit, default_eval_specs
+    from simclr_core.model import load_checkpoint
+    from simclr_core.probe import ProbeConfig, probe_report
+    from simclr_core.store import Run
+
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1, got {args.repeats}")
+    source, run_dir = source_from_args(args)
+    train_default, test_default = default_eval_specs(run_dir)
+    train_data, test_data = args.train_data or train_default, args.test_data or test_default
+    if not train_data or not test_data:
+        raise ConfigError("give --train-data and --test-data (labelled dataset specs, e.g. shapes:train / shapes:test)")
+
+    def say(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr)
+
+    report = probe_report(
+        source, train_data, test_data, args.sizes, args.repeats, args.features, args.subset, args.val_fraction,
+        args.seed, args.knn_k or None, not args.no_random_baseline, args.image_size, args.device,
+        ProbeConfig(epochs=args.epochs), say,
+    )
+    if args.baseline == "supervised":
+        arch = source.__dict__ if isinstance(source, RandomInit) else load_checkpoint(source).hparams
+        report["supervised"] = _supervised(args, report, report["image_size"], arch)
+    if run_dir is not None:
+        path = Run(run_dir).write_json("probe.json", report)
+        say(f"wrote {path}")
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_table(report)
+    return 0

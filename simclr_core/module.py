@@ -1,0 +1,175 @@
+"""The SimCLR LightningModule: uint8 batch -> on-device views -> f, g -> InfoNCE, plus the seed's validation.
+
+Batches are uint8 images straight from the in-memory dataset (``train.UInt8Batches``); the
+augmentation runs here, on the training device, in float32 outside autocast. Every step's
+views come from a generator seeded by (seed, rank, step), so streams differ per rank, are
+reproducible, and continue identically after a resume. Validation views use (seed, rank,
+batch) so ``val_*`` compare like with like across epochs.
+
+Nothing here calls ``.item()``: the step metrics stay on the device in ``last_train_metrics``
+(reduced over ranks) and the run recorder (``train.RunRecorder``) copies them to the host in
+batches every couple of seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from simclr_core.augment import make_views
+from simclr_core.config import TrainConfig
+from simclr_core.distributed import global_info_nce
+from simclr_core.knn import knn_accuracy
+from simclr_core.model import SimCLRNet
+
+TRAIN_METRICS = ("train_loss", "train_acc_top1", "train_acc_top5", "train_acc_mean_pos")
+VAL_METRICS = ("val_loss", "val_acc_top1", "val_acc_top5", "val_acc_mean_pos")
+
+
+def stream_seed(*parts: int | str) -> int:
+    """A 63-bit seed mixed from ``parts`` (stable across processes and Python versions)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def normalise_u8(images_u8: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """(B, 3, H, W) uint8 -> float32 normalised like the views, for un-augmented feature extraction."""
+    m = torch.tensor(mean, device=images_u8.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=images_u8.device).view(1, 3, 1, 1)
+    return (images_u8.float() / 255 - m) / s
+
+
+def cosine_warmup_factor(step: int, total_steps: int, warmup_steps: int, final_ratio: float = 1 / 50) -> float:
+    """lr multiplier at optimiser step ``step``: linear warm-up, then cosine from 1 down to ``final_ratio``.
+
+    The seed anneals per epoch with ``CosineAnnealingLR(T_max=max_epochs, eta_min=lr/50)``; we anneal per
+    step to the same floor over the same number of epochs, which is smoother for short runs.
+    """
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    t = min(1.0, (step - warmup_steps) / span)
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+class SimCLRModule(pl.LightningModule):
+    """SimCLR with ``net`` = ``model.SimCLRNet``; checkpoints hold ``net.*`` and ``hyper_parameters["config"]``.
+
+    ``steps_per_epoch`` (set by ``train.build_trainer``) sizes the lr schedule; ``knn_query_mask``
+    ((N_val,) bool over validation indices) says which labelled images are kNN queries (the rest
+    form the memory bank). Without labelled validation data ``knn_query_mask`` stays None.
+    """
+
+    def __init__(self, config: TrainConfig | dict[str, Any]) -> None:
+        super().__init__()
+        if isinstance(config, dict):
+            config = TrainConfig.from_dict(config)
+        self.config = config
+        self.save_hyperparameters({"config": config.to_dict()})
+        self.net = SimCLRNet(config.backbone, config.hidden_dim, config.small_input)
+        if config.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.steps_per_epoch = 1
+        self.global_batch = config.batch_size
+        self.knn_query_mask: torch.Tensor | None = None
+        self.skip_validation = False  # set when the user stops: no slow validation on the way out
+        self.last_train_metrics: torch.Tensor | None = None  # (4,) loss, top1, top5, mean_pos; reduced
+        self._generator: torch.Generator | None = None
+        self._val_feats: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _seeded(self, *parts: int | str) -> torch.Generator:
+        if self._generator is None or self._generator.device != self.device:
+            self._generator = torch.Generator(device=self.device)
+        self._generator.manual_seed(stream_seed(self.config.seed, self.global_rank, *parts))
+        return self._generator
+
+    def _views(self, images_u8: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(B, 3, H, W) uint8 -> (n_views * B, 3, S, S) float32 views, view-major."""
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            views = make_views(images_u8, self.config.aug, self.config.n_views, generator, self.config.image_size)
+        if self.config.channels_last:
+            views = views.contiguous(memory_format=torch.channels_last)
+        return views
+
+    def _features(self, images_u8: torch.Tensor) -> torch.Tensor:
+        """Backbone features h of un-augmented images: (B, feat) float32."""
+        x = normalise_u8(images_u8, self.config.aug.mean, self.config.aug.std)
+        if x.shape[-1] != self.config.image_size or x.shape[-2] != self.config.image_size:
+            x = nn.functional.interpolate(x, size=self.config.image_size, mode="bilinear", antialias=True)
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net.backbone(x).float()
+
+    # -- training -----------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, _ = batch
+        views = self._views(images, self._seeded("train", self.global_step))
+        _, z = self.net(views)
+        loss, metrics = global_info_nce(z, self.config.temperature, self.config.n_views)
+        vec = torch.stack([loss.detach().float(), metrics["acc_top1"], metrics["acc_top5"], metrics["acc_mean_pos"]])
+        if self.trainer.world_size > 1:
+            vec = self.trainer.strategy.reduce(vec, reduce_op="mean")
+        self.last_train_metrics = vec
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        cfg = self.config
+        lr = cfg.lr * (self.global_batch / 256 if cfg.scale_lr else 1.0)
+        opt = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        total = max(1, cfg.epochs * self.steps_per_epoch)
+        warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_warmup_factor(s, total, warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # -- validation: the seed's augmented val_* and the kNN monitor ---------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val_feats = []
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        if self.skip_validation:
+            return
+        images, labels, index = batch
+        n = images.shape[0]
+        if n >= 2:
+            _, z = self.net(self._views(images, self._seeded("val", batch_idx)))
+            loss, metrics = global_info_nce(z, self.config.temperature, self.config.n_views)
+            self.log("val_loss", loss, on_epoch=True, sync_dist=True, batch_size=n)
+            for name, value in metrics.items():
+                self.log(f"val_{name}", value, on_epoch=True, sync_dist=True, batch_size=n)
+        if self.knn_query_mask is not None:
+            self._val_feats.append((self._features(images), labels, index))
+
+    def on_validation_epoch_end(self) -> None:
+        feats, self._val_feats = self._val_feats, []
+        if self.skip_validation or self.knn_query_mask is None or not feats:
+            return
+        h = torch.cat([f[0] for f in feats])
+        labels = torch.cat([f[1] for f in feats])
+        index = torch.cat([f[2] for f in feats])
+        if self.trainer.world_size > 1:
+            # Shards are padded to equal length, so all_gather works; duplicates are dropped by index.
+            h, labels, index = (self.all_gather(t).flatten(0, 1) for t in (h, labels, index))
+            index, first = _first_occurrence(index)
+            h, labels = h[first], labels[first]
+        query = self.knn_query_mask.to(index.device)[index]
+        if query.all() or not query.any():
+            return
+        acc = knn_accuracy(h[~query], labels[~query], h[query], labels[query], k=self.config.knn_k)
+        self.log("knn_acc", torch.as_tensor(acc, dtype=torch.float32, device=self.device), sync_dist=False)
+
+
+def _first_occurrence(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unique values of ``index`` and the position of each one's first occurrence."""
+    uniq, inverse = torch.unique(index, return_inverse=True)
+    pos = torch.arange(index.numel(), device=index.device)
+    first = torch.full_like(uniq, index.numel()).scatter_reduce(0, inverse, pos, reduce="amin")
+    return uniq, first

@@ -1,0 +1,164 @@
+"""The dashboard in a real browser: every page, a live augmentation, a short training, its map and probe.
+
+The tests run in file order and build on each other (the training run feeds Embeddings and
+Probe), as a user would click through. Budget: under 4 minutes on 2 CPU cores. Screenshots of
+every page land in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = pytest.mark.e2e
+
+PAGES = ["home", "augment", "train", "embeddings", "probe"]
+EXCEPTION = '[data-testid="stException"]'
+
+
+def idle(page, timeout_s: float = 120) -> None:
+    """Wait until the script is not running and no element is still loading."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_s * 1000)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and page.locator('[data-testid="stSkeleton"]').count():
+        time.sleep(0.25)
+
+
+def open_page(page, server: str, name: str) -> None:
+    page.goto(f"{server}/{'' if name == 'home' else name}")
+    page.wait_for_selector("h1", timeout=120_000)
+    idle(page)
+
+
+def no_exception(page) -> None:
+    shown = page.locator(EXCEPTION)
+    assert shown.count() == 0, shown.all_inner_texts()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def wait_for(predicate, timeout_s: float, message: str) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(message)
+
+
+def metric_value(page, label: str) -> str:
+    box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return box.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def choose(page, label: str, option: str) -> None:
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    idle(page)
+
+
+def test_every_page_renders(page, server):
+    for name in PAGES:
+        open_page(page, server, name)
+        no_exception(page)
+        assert page.locator("h1").first.inner_text().strip()
+        shot(page, name)
+
+
+def test_augmentation_control_redraws_the_grid(page, server):
+    open_page(page, server, "augment")
+    grid = page.locator('[data-testid="stImage"] img').first
+    grid.wait_for()
+    before = grid.get_attribute("src")
+    thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Brightness").get_by_role("slider")
+    thumb.focus()
+    for _ in range(6):
+        page.keyboard.press("ArrowRight")
+    wait_for(lambda: grid.get_attribute("src") != before, 30, "the grid did not change after moving Brightness")
+    idle(page)
+    no_exception(page)
+    shot(page, "augment")
+
+
+def test_training_shows_growing_curves_and_stops(page, server):
+    open_page(page, server, "train")
+    page.get_by_role("tab", name="New run").click()
+    page.get_by_role("button", name="CPU-friendly").click()
+    idle(page)
+    # Tiny on purpose (the CI machine is 2 shared cores): 256 images, batch 32, the standard stem.
+    for label, value in [("Run name", "e2e"), ("Training data (spec)", "shapes:unlabeled?n=256"),
+                         ("Labelled data for monitoring (spec, optional)", "shapes:train?n=10"),
+                         ("Labelled images for monitoring (optional)", "100"), ("Batch size (images per step)", "32"),
+                         ("Epochs", "2"), ("Time budget (minutes, optional)", "2")]:
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Tab")
+    page.get_by_text("Small-input stem (for 32 px images)").click()
+    page.get_by_role("button", name="Start training").click()
+    stop = page.get_by_role("button", name="Stop")
+    stop.wait_for(timeout=120_000)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)
+    first = int(metric_value(page, "points logged"))
+    wait_for(lambda: int(metric_value(page, "points logged")) > first, 120, "the curves did not grow")
+    no_exception(page)
+    shot(page, "train")
+    stop.click()
+    wait_for(lambda: page.get_by_text(re.compile("stopped by request|finished|completed")).count() > 0, 240,
+             "the run did not stop")
+    no_exception(page)
+
+
+def test_embeddings_show_the_scatter(page, server):
+    open_page(page, server, "embeddings")
+    choose(page, "Split", "other labelled data ...")
+    spec = page.get_by_label("Labelled data (spec)", exact=True)
+    spec.fill("shapes:test?n=20")
+    spec.press("Enter")
+    idle(page)
+    choose(page, "Method", "PCA 2-D")
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.wait_for(timeout=120_000)
+    idle(page)
+    assert chart.locator(".legendtext").count() == 10  # one trace per shape class
+    assert "%" in metric_value(page, "kNN accuracy")
+    no_exception(page)
+    shot(page, "embeddings")
+
+
+def test_probe_with_two_sizes_draws_the_figure(page, server):
+    open_page(page, server, "probe")
+    sizes = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Images per class").first
+    sizes.locator("input").click()
+    for _ in range(8):
+        page.keyboard.press("Backspace")
+    for size in ("2", "5"):
+        page.keyboard.type(size)
+        page.get_by_role("option", name=size, exact=True).click()
+    page.keyboard.press("Escape")
+    idle(page)
+    repeats = page.get_by_label("Repeats", exact=True)
+    repeats.fill("2")
+    repeats.press("Tab")
+    page.get_by_text("Labelled data", exact=True).click()
+    for label, value in [("Training split (spec)", "shapes:train?n=10"), ("Test split (spec)", "shapes:test?n=20")]:
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        idle(page)
+    page.get_by_role("button", name="Run probe").click()
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.wait_for(timeout=180_000)
+    idle(page)
+    legend = chart.locator(".legendtext").all_inner_texts()
+    assert any("random init" in t for t in legend), legend
+    assert len(chart.locator(".scatterlayer .trace").first.locator(".point").all()) == 2  # two sizes
+    no_exception(page)
+    shot(page, "probe")

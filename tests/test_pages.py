@@ -1,0 +1,213 @@
+"""Every dashboard page through streamlit.testing's AppTest: renders without exception, main controls work.
+
+Budget: under 60 s on 2 busy cores, plus the shared ``tiny_run`` fixture (trained once per session).
+Datasets are kept tiny (``shapes:...?n=5``) so the pages never wait on data generation.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+SMALL = "shapes:train?n=3"  # 30 images: what the sidebar's dataset defaults to in these tests
+
+
+@pytest.fixture
+def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SIMCLR_STUDIO_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("SIMCLR_STUDIO_DEFAULT_DATA", SMALL)
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def with_run(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A writable copy of the tiny run in its own runs folder."""
+    root = tmp_path / "runs"
+    shutil.copytree(tiny_run, root / tiny_run.name)
+    monkeypatch.setenv("SIMCLR_STUDIO_RUNS", str(root))
+    monkeypatch.setenv("SIMCLR_STUDIO_DEFAULT_DATA", SMALL)
+    return root / tiny_run.name
+
+
+def app(**state: object) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at
+
+
+def page(name: str, **state: object) -> AppTest:
+    at = app(**state).run()
+    assert not at.exception, at.exception
+    at.switch_page(f"pages/{name}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def images(at: AppTest) -> list[bytes]:
+    """Serialized image protos of the page, to tell whether a picture changed."""
+    return [el.proto.SerializeToString() for el in at.main.get("imgs")]
+
+
+def test_home_shows_device_datasets_and_the_demo_button(runs_root: Path) -> None:
+    at = app().run()
+    assert not at.exception
+    assert at.title[0].value == "SimCLR Studio"
+    assert any(b.label == "Start a demo run" for b in at.button)
+    text = " ".join(m.value for m in at.markdown)
+    assert "CPU" in text or "GPU" in text
+    specs = at.dataframe[0].value["spec"].tolist()
+    assert "shapes:train" in specs and "cifar10:test" in specs
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_home_lists_runs_with_their_status(with_run: Path) -> None:
+    at = app().run()
+    runs = at.dataframe[1].value
+    assert runs["run"].tolist() == [with_run.name]
+    assert runs["state"].tolist() == ["finished"]
+    assert at.sidebar.selectbox(key="run_id").value == with_run.name
+
+
+def test_augment_grid_follows_controls_and_presets(runs_root: Path) -> None:
+    at = page("augment")
+    before = images(at)
+    assert before, "no grid drawn"
+    at.slider(key="aug.jitter_brightness").set_value(1.5).run()
+    assert not at.exception
+    assert images(at) != before
+    at.selectbox(key="aug.preset").set_value("none").run()
+    assert at.slider(key="aug.flip_p").value == 0.0
+    assert at.slider(key="aug.crop_scale").value == (1.0, 1.0)
+    assert any("make_views" in c.value for c in at.code)
+
+
+def test_augment_bad_value_is_a_message_not_a_crash(runs_root: Path) -> None:
+    at = page("augment")
+    at.text_input(key="aug.std").set_value("0.5, zero, 0.5").run()
+    assert not at.exception
+    assert any("std" in e.value for e in at.error)
+
+
+def test_use_for_training_carries_to_the_train_page(runs_root: Path) -> None:
+    at = page("augment")
+    at.slider(key="aug.grayscale_p").set_value(0.6).run()
+    next(b for b in at.button if b.label == "Use for training").click().run()
+    assert at.session_state["train_aug"]["grayscale_p"] == 0.6
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    assert any("gray p=0.6" in c.value for c in at.caption)
+
+
+def test_shared_link_restores_the_setup(runs_root: Path) -> None:
+    from pages import ui
+
+    setup = {"aug": {"jitter_hue": 0.3, "crop_scale": [0.5, 1.0]}, "train": {"temperature": 0.2, "epochs": 7}}
+    at = app()
+    at.query_params["setup"] = ui.encode_setup(setup)
+    at.run()
+    assert not at.exception
+    assert at.session_state["aug.jitter_hue"] == 0.3
+    assert at.session_state["aug.crop_scale"] == (0.5, 1.0)
+    assert at.session_state["train.temperature"] == 0.2
+    assert at.session_state["train.epochs"] == 7
+
+
+def test_broken_link_says_so(runs_root: Path) -> None:
+    at = app()
+    at.query_params["setup"] = "not-a-setup"
+    at.run()
+    assert not at.exception
+    assert any("shared link" in e.value for e in at.error)
+
+
+def test_train_refuses_impossible_settings_with_a_message(runs_root: Path) -> None:
+    at = page("train", **{"train.data": "shapes:unlabeled?n=20", "train.image_size": 32, "train.batch_size": 64})
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    assert any("larger than the 20 training images" in e.value for e in at.error), [e.value for e in at.error]
+    assert not runs_root.exists() or not any(runs_root.iterdir()), "a refused run left a directory behind"
+
+
+def test_second_job_is_refused_naming_the_first() -> None:
+    from pages.ui import Jobs
+
+    class Busy:
+        def is_alive(self) -> bool:
+            return True
+
+    jobs = Jobs()
+    jobs.start_training("first-run", Busy)
+    with pytest.raises(RuntimeError, match="first-run"):
+        jobs.start_training("second-run", Busy)
+
+
+def test_train_page_shows_the_run_live_and_compares(with_run: Path) -> None:
+    at = page("train")
+    assert any(with_run.name in m.value for m in at.markdown)
+    assert at.get("plotly_chart"), "no curves"
+    assert any(m.label == "kNN accuracy" for m in at.metric)
+    assert at.multiselect(key="keep.compare_runs").value == [with_run.name]
+
+
+def test_embeddings_map_and_selection(with_run: Path) -> None:
+    at = page("embeddings", **{"keep.emb_split": "other", "keep.emb_other": "shapes:test?n=5",
+                               "keep.emb_method": "PCA 2-D"})
+    assert not at.error, [e.value for e in at.error]
+    assert at.get("plotly_chart"), "no scatter"
+    assert "%" in next(m for m in at.metric if m.label.startswith("kNN")).value
+
+
+def test_embeddings_bad_spec_is_a_message(with_run: Path) -> None:
+    at = page("embeddings", **{"keep.emb_split": "other", "keep.emb_other": "/no/such/folder",
+                               "keep.emb_method": "PCA 2-D"})
+    assert any("no such file or folder" in e.value for e in at.error)
+
+
+def test_probe_runs_in_background_and_shows_the_figure(with_run: Path) -> None:
+    from pages import ui
+
+    at = page("probe", **{"keep.probe_sizes": [1, 2], "keep.probe_repeats": 2,
+                          "keep.probe_train": "shapes:train?n=4", "keep.probe_test": "shapes:test?n=5"})
+    at.button(key="btn.probe").click().run()
+    assert not at.exception
+    task = ui.jobs().tasks["probe"]
+    deadline = time.time() + 120
+    while task.alive() and time.time() < deadline:
+        time.sleep(0.5)
+    assert task.error is None, task.error
+    at.run()
+    assert not at.exception
+    assert (with_run / "probe.json").is_file()
+    assert at.get("plotly_chart"), "no probe figure"
+    table = at.dataframe[0].value
+    assert table["images per class"].tolist() == [1, 2]
+    assert any(b.label == "Download CSV" for b in at.download_button)
+
+
+def test_corrupt_checkpoint_upload_is_refused_with_a_message(runs_root: Path) -> None:
+    at = page("embeddings", **{"keep.emb_source": "Checkpoint file", "keep.emb_split": "other",
+                               "keep.emb_other": "shapes:test?n=3"})
+    at.file_uploader(key="upload.ckpt").upload("SimCLR.ckpt", b"\x00 definitely not a checkpoint").run()
+    assert not at.exception
+    assert any("not a readable PyTorch checkpoint" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_upload_that_is_not_an_image_is_reported(runs_root: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(png, format="PNG")
+    at = page("augment", **{"keep.aug_source": "Upload"})
+    at.file_uploader(key="upload.aug_images").set_value(
+        [("red.png", png.getvalue(), "image/png"), ("notes.png", b"hello, not a picture", "image/png")]).run()
+    assert not at.exception
+    assert any("notes.png" in w.value for w in at.warning)
+    assert images(at), "the good image should still be shown"
