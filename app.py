@@ -12,7 +12,6 @@ from pages import ui
 
 st.set_page_config(page_title="SimCLR Studio", page_icon=":material/blur_on:", layout="wide")
 
-ui.restore_link()
 ui.init_state()
 
 PAGES = [
@@ -23,7 +22,6 @@ PAGES = [
     st.Page("pages/probe.py", title="Probe", icon=":material/insights:"),
 ]
 page = st.navigation(PAGES)
-ui.follow_link()
 ui.sidebar()
 ui.start_umap_warm_up()
 st.session_state["_routed"] = True

@@ -145,8 +145,7 @@ def init_state() -> None:
     ss.setdefault("aug.preset", "tutorial")
     for key, value in _aug_widget_values(PRESETS["tutorial"]).items():
         ss.setdefault(key, value)
-    if "train_aug" not in ss:
-        set_training(TrainConfig())
+    ss.setdefault("train_aug", AugmentationConfig().to_dict())
     for name, value in TrainConfig().to_dict().items():
         if name != "aug":
             ss.setdefault(train_key(name), value)
@@ -169,27 +168,15 @@ def init_state() -> None:
 
 
 def ensure_routed(page_file: str) -> None:
-    """Call first in every page: a page opened directly (e.g. a shared link to /augment on a freshly started
-    server, where Streamlit first runs pages/ files on their own) goes through app.py, then comes back."""
+    """Call first in every page. A page opened directly (a shared link to /augment on a freshly started
+    server, or streamlit.testing) is run by Streamlit on its own, without app.py: run app.py in its place,
+    which draws the sidebar and runs this page through the real navigation, then stop this copy."""
     if st.session_state.pop("_routed", False):
         return
-    st.session_state["_goto"] = f"pages/{Path(page_file).name}"
-    st.session_state["_goto_query"] = st.query_params.to_dict()
-    st.switch_page("app.py")
-
-
-def restore_link() -> None:
-    """Put a rerouted link's query parameters back before the state reads them."""
-    query = st.session_state.get("_goto_query")
-    if query and not st.query_params:
-        st.query_params.from_dict(query)
-
-
-def follow_link() -> None:
-    goto = st.session_state.pop("_goto", None)
-    query = st.session_state.pop("_goto_query", None)
-    if goto:
-        st.switch_page(goto, query_params=query or None)
+    app = Path(page_file).resolve().parents[1] / "app.py"
+    code = compile(app.read_text(), str(app), "exec")
+    exec(code, {"__name__": "__main__", "__file__": str(app)})  # noqa: S102 - our own entry script
+    st.stop()
 
 
 # ---------------------------------------------------------------------------------------------- sharing
@@ -756,7 +743,8 @@ CURVES = [
     ("Learning rate", [("lr", "lr")], False),
     ("Views per second", [("views_per_s", "views/s")], False),
 ]
-PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#84cc16", "#f59e0b"]
+PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#84cc16", "#f59e0b", "#64748b",
+           "#ec4899"]
 
 
 def curves_figure(rows: list[dict[str, Any]]) -> Any:
@@ -766,21 +754,31 @@ def curves_figure(rows: list[dict[str, Any]]) -> Any:
 
     fig = make_subplots(rows=2, cols=3, subplot_titles=[c[0] for c in CURVES], horizontal_spacing=0.07,
                         vertical_spacing=0.16)
+    drawn: set[int] = set()
     for i, (_, metrics, percent) in enumerate(CURVES):
         r, c = divmod(i, 3)
         for j, (metric, label) in enumerate(metrics):
             xs, ys = series(rows, metric)
             if not xs:
                 continue
+            drawn.add(i)
             per_epoch = metric.startswith("val_") or metric == "knn_acc"
-            fig.add_trace(go.Scattergl(x=xs, y=ys, name=label, legendgroup=f"{i}", showlegend=False,
+            fig.add_trace(go.Scattergl(x=xs, y=ys, name=label, legendgroup=f"{i}", showlegend=i == 1,
                                        mode="lines+markers" if per_epoch else "lines",
                                        line={"color": PALETTE[j], "width": 2},
                                        hovertemplate=f"{label}: %{{y:.4g}}<br>step %{{x}}<extra></extra>"),
                           row=r + 1, col=c + 1)
         if percent:
-            fig.update_yaxes(tickformat=".0%", row=r + 1, col=c + 1)
-    fig.update_layout(height=520, margin={"l": 10, "r": 10, "t": 40, "b": 10}, uirevision="curves")
+            fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=r + 1, col=c + 1)
+        if i not in drawn:
+            axis = "" if i == 0 else str(i + 1)
+            xd, yd = fig.layout[f"xaxis{axis}"].domain, fig.layout[f"yaxis{axis}"].domain
+            fig.add_annotation(text="after the first epoch" if i == 3 else "waiting for data", showarrow=False,
+                               font={"color": "#94a3b8"}, xref="paper", yref="paper", x=sum(xd) / 2, y=sum(yd) / 2)
+            fig.update_xaxes(visible=False, row=r + 1, col=c + 1)
+            fig.update_yaxes(visible=False, row=r + 1, col=c + 1)
+    fig.update_layout(height=540, margin={"l": 10, "r": 10, "t": 40, "b": 10}, uirevision="curves",
+                      legend={"orientation": "h", "y": -0.12, "x": 0.5, "xanchor": "center"})
     fig.update_xaxes(title_text="step", title_standoff=2, row=2)
     return fig
 
@@ -862,7 +860,7 @@ def live_run(run_id: str) -> None:
     m[3].metric("kNN accuracy", f"{knn:.1%}" if knn is not None else "—")
     m[4].metric("points logged", f"{len(rows)}")
     if rows:
-        st.plotly_chart(curves_figure(rows), width="stretch", key="chart.curves")
+        st.plotly_chart(curves_figure(rows), width="stretch", key="chart.curves", config={"displayModeBar": False})
     elif state in ("queued", "running"):
         st.caption("Waiting for the first step ... (the first batch includes model set-up)")
     was = st.session_state.get("_last_state", {}).get(run_id)
@@ -996,7 +994,9 @@ def embedding_figure(table: Any) -> Any:
         xyz = table.coords[mask]
         common = {"name": name, "customdata": idx, "hovertemplate": f"{name}<br>image %{{customdata}}<extra></extra>"}
         colour = PALETTE[c % len(PALETTE)] if len(table.classes) <= len(PALETTE) else None
-        marker = {"size": 4 if table.dims == 2 else 2.5, "opacity": 0.8, **({"color": colour} if colour else {})}
+        n = len(table.indices)
+        size = (7 if n <= 1000 else 5 if n <= 5000 else 3) if table.dims == 2 else (4 if n <= 2000 else 2.5)
+        marker = {"size": size, "opacity": 0.85, **({"color": colour} if colour else {})}
         if table.dims == 3:
             fig.add_trace(go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", marker=marker, **common))
         else:
@@ -1156,8 +1156,11 @@ def probe_figure(reports: dict[str, dict[str, Any]]) -> Any:
                                      name="supervised from scratch", mode="markers",
                                      marker={"symbol": "star", "size": 16, "color": "#e11d48"},
                                      hovertext=[f"{p['run']}: {p.get('epochs', '?')} epochs" for p in sup]))
-    fig.update_layout(height=460, xaxis={"type": "log", "title": "labelled images per class"},
-                      yaxis={"title": "test accuracy", "tickformat": ".0%"},
+    ys = [y for trace in fig.data for y in (trace.y or ()) if isinstance(y, int | float)]
+    fine = bool(ys) and max(ys) - min(ys) < 0.1
+    sizes = sorted({x for trace in fig.data for x in (trace.x or ())})
+    fig.update_layout(height=460, xaxis={"type": "log", "title": "labelled images per class", "tickvals": sizes},
+                      yaxis={"title": "test accuracy", "tickformat": ".1%" if fine else ".0%"},
                       margin={"l": 10, "r": 10, "t": 20, "b": 10}, legend={"orientation": "h", "y": -0.22})
     return fig
 

@@ -8,6 +8,7 @@ printed as one line and exit with status 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 
@@ -34,10 +35,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types whose message is meant for the user (no traceback)."""
     errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
     for module, name in (("simclr_core.data", "DatasetError"), ("simclr_core.model", "CheckpointError")):
-        try:
+        with contextlib.suppress(ImportError, AttributeError):
             errors.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            pass
     return tuple(errors)
 
 

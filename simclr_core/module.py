@@ -164,7 +164,8 @@ class SimCLRModule(pl.LightningModule):
         if query.all() or not query.any():
             return
         acc = knn_accuracy(h[~query], labels[~query], h[query], labels[query], k=self.config.knn_k)
-        self.log("knn_acc", torch.as_tensor(acc, dtype=torch.float32, device=self.device), sync_dist=False)
+        # Identical on every rank (features were gathered); sync_dist only keeps Lightning quiet.
+        self.log("knn_acc", torch.as_tensor(acc, dtype=torch.float32, device=self.device), sync_dist=True)
 
 
 def _first_occurrence(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

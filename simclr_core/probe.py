@@ -17,6 +17,8 @@ Two deliberate departures from the seed, both to stop peeking at the test set:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -127,6 +129,25 @@ def make_plan(
         for s in capped_sizes:
             plan.subsets[(s, r)] = torch.cat([order[c][:s] for c in classes])
     return plan
+
+
+@contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """On CPU, run the probe single-threaded, then restore the thread count.
+
+    Its ops are tiny (64-row batches): extra intra-op threads only add synchronisation, which on
+    busy cores costs several times the work (measured on 2 shared cores: 3.2 s with one thread,
+    13.5 s with two, for the same sweep).
+    """
+    before = torch.get_num_threads()
+    if device.type != "cpu" or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _accuracy(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, y: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
@@ -278,25 +299,26 @@ def probe_sweep(
     val = (x_all[plan.val_idx.to(dev)], y_all[plan.val_idx.to(dev)]) if plan.val_idx.numel() else None
     n_classes = len(plan.classes)
     rows: list[dict[str, Any]] = []
-    for size in plan.sizes:
-        idx = torch.stack([plan.subsets[(size, r)] for r in range(plan.repeats)]).to(dev)  # (R, n)
-        x, y = x_all[idx], y_all[idx]
-        seeds = [seed * 1_000_003 + size * 101 + r for r in range(plan.repeats)]
-        fit = train_linear(x, y, n_classes, cfg, seeds, val)
-        with torch.no_grad():
-            test_acc = _accuracy(fit["weight"], fit["bias"], x_test, y_test).cpu()
-            train_acc = torch.stack([_accuracy(fit["weight"][r : r + 1], fit["bias"][r : r + 1], x[r], y[r])[0]
-                                     for r in range(plan.repeats)]).cpu()
-        for r in range(plan.repeats):
-            row: dict[str, Any] = {"size": size, "repeat": r, "n_train": int(idx.shape[1]),
-                                   "train_acc": float(train_acc[r]), "test_acc": float(test_acc[r])}
-            if val is not None:
-                row["val_acc"] = float(fit["val_acc"][r])
-                row["best_epoch"] = int(fit["best_epoch"][r])
-            if knn_k:
-                row["knn_acc"] = knn_accuracy(x[r], y[r], x_test, y_test, k=min(knn_k, int(idx.shape[1])),
-                                              num_classes=n_classes)
-            rows.append(row)
+    with _one_cpu_thread(dev):
+        for size in plan.sizes:
+            idx = torch.stack([plan.subsets[(size, r)] for r in range(plan.repeats)]).to(dev)  # (R, n)
+            x, y = x_all[idx], y_all[idx]
+            seeds = [seed * 1_000_003 + size * 101 + r for r in range(plan.repeats)]
+            fit = train_linear(x, y, n_classes, cfg, seeds, val)
+            with torch.no_grad():
+                test_acc = _accuracy(fit["weight"], fit["bias"], x_test, y_test).cpu()
+                train_acc = torch.stack([_accuracy(fit["weight"][r : r + 1], fit["bias"][r : r + 1], x[r], y[r])[0]
+                                         for r in range(plan.repeats)]).cpu()
+            for r in range(plan.repeats):
+                row: dict[str, Any] = {"size": size, "repeat": r, "n_train": int(idx.shape[1]),
+                                       "train_acc": float(train_acc[r]), "test_acc": float(test_acc[r])}
+                if val is not None:
+                    row["val_acc"] = float(fit["val_acc"][r])
+                    row["best_epoch"] = int(fit["best_epoch"][r])
+                if knn_k:
+                    row["knn_acc"] = knn_accuracy(x[r], y[r], x_test, y_test, k=min(knn_k, int(idx.shape[1])),
+                                                  num_classes=n_classes)
+                rows.append(row)
     return SweepResult(
         rows=rows, summary=summarise(rows), sizes=plan.sizes, requested_sizes=plan.requested,
         max_per_class=plan.max_per_class, n_classes=n_classes, repeats=plan.repeats, subset=plan.subset,
@@ -336,7 +358,7 @@ def probe_report(
     image_size: int | None = None,
     device: str | torch.device | None = None,
     cfg: ProbeConfig | None = None,
-    progress: Any = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Features -> probe sweep (+ kNN) for ``source`` and, on the same subsets, for a random-init encoder.
 

@@ -6,7 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see simclr_core/__init__.py
+
+import torch  # noqa: E402
 
 # Two cores: keep torch from oversubscribing when several processes run.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

@@ -52,6 +52,20 @@ def test_quick_suite_writes_well_formed_tables_and_keeps_notes(tmp_path, capsys)
     assert "## 2. Loss alone" in capsys.readouterr().out
 
 
+def test_writing_one_section_keeps_the_others_and_their_targets():
+    machine = {"cpu": "test"}
+    order = ["train", "loss"]
+    first = report.merge("", [core.Section("train", "1. Train", ["a"], [["1"]], checks=[core.Check("t", "3x", ">= 3x", True)]),
+                              core.Section("loss", "2. Loss", ["b"], [["old"]])], machine, order, quick=False)
+    second = report.merge(first, [core.Section("loss", "2. Loss", ["b"], [["new"]],
+                                               checks=[core.Check("l", "9x", ">= 100x", False)])], machine, order, False)
+    assert "| old |" not in second and "| new |" in second and "## 1. Train" in second
+    assert second.index("## 1. Train") < second.index("## 2. Loss")
+    targets = _tables(second.split("## Targets")[1])[0]
+    assert [row[0] for row in targets[2:]] == ["t", "l"]
+    assert targets[3][3] == "**no**"
+
+
 def test_unknown_section_is_a_user_error(capsys):
     assert main(["bench", "nonsense"]) == 2
     assert "unknown bench section" in capsys.readouterr().err

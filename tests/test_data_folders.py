@@ -140,7 +140,9 @@ def test_flat_folder_is_unlabelled(tmp_path):
     flat.mkdir()
     for i in range(5):
         Image.new("RGB", (30, 20), (i * 40, 0, 0)).save(flat / f"{i}.jpg")
-    data = load_dataset(str(flat), image_size=16)
+    fractions: list[float] = []
+    data = load_dataset(str(flat), image_size=16, progress=lambda m, f: fractions.append(f))
+    assert fractions and fractions[-1] == 1.0 and fractions == sorted(fractions)
     assert len(data) == 5 and not data.labelled and data.classes == []
     assert bool((data.labels == -1).all())
 

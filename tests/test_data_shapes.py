@@ -53,12 +53,15 @@ def test_any_resolution_draws_the_same_scene():
 
 
 def test_second_load_reads_the_cache_without_rewriting(tmp_path):
-    first = load_dataset("shapes:train?n=5", image_size=40, root=tmp_path)
+    seen: list[tuple[str, float]] = []
+    first = load_dataset("shapes:train?n=5", image_size=40, root=tmp_path, progress=lambda m, f: seen.append((m, f)))
     assert not first.cached and first.cache_path is not None
+    assert seen and seen[-1][1] == 1.0 and "shapes:train" in seen[-1][0]
     images_file = first.cache_path / "images.npy"
     stamp = images_file.stat().st_mtime_ns
-    second = load_dataset("shapes:train?n=5", image_size=40, root=tmp_path)
-    assert second.cached and second.cache_path == first.cache_path
+    seen.clear()
+    second = load_dataset("shapes:train?n=5", image_size=40, root=tmp_path, progress=lambda m, f: seen.append((m, f)))
+    assert second.cached and seen == [] and second.cache_path == first.cache_path
     assert images_file.stat().st_mtime_ns == stamp
     assert torch.equal(first.images, second.images)
     assert [p.name for p in (tmp_path / "decoded").iterdir() if p.name.startswith(".tmp")] == []

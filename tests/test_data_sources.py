@@ -26,6 +26,7 @@ SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar1
 def test_parse_spec_defaults_and_options(tmp_path):
     assert parse_spec("shapes").split == "unlabeled" and parse_spec("shapes").params == {"seed": 0}
     assert parse_spec("SHAPES:Train?n=7&seed=3").params == {"n": 7, "seed": 3}
+    assert parse_spec("shapes:train?n=500").canonical == parse_spec("shapes:train").canonical
     assert parse_spec("stl10").split == "unlabeled" and parse_spec("cifar10").split == "train"
     assert parse_spec("stl10:train+unlabeled").split == "train+unlabeled"
     spec = parse_spec(f"{tmp_path}?split=test&test_fraction=0.3")

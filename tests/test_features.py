@@ -42,14 +42,16 @@ def make_run(root: Path, seed: int = 0, mean: float = 0.5) -> Path:
 def test_encode_matches_a_plain_forward_pass() -> None:
     data = load_dataset(SPEC, image_size=32)
     net = RandomInit(image_size=32, seed=3).build()
-    h = encode(net, data.images, "h", batch_size=7, device="cpu", image_size=32)
-    z = encode(net, data.images, "z", batch_size=64, device="cpu", image_size=32)
+    h = encode(net, data.images, "h", batch_size=7, device="cpu", image_size=32, precision="32")
+    z = encode(net, data.images, "z", batch_size=64, device="cpu", image_size=32, precision="32")
     assert h.shape == (30, 512) and z.shape == (30, 128) and h.dtype == torch.float32
     with torch.no_grad():
         ref_h, ref_z = net((data.images.float() / 255 - 0.5) / 0.5)
     torch.testing.assert_close(h, ref_h, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(z, ref_z, rtol=1e-4, atol=1e-4)
     assert not net.training
+    h16 = encode(net, data.images, "h", device="cpu", image_size=32, precision="bf16")
+    assert torch.nn.functional.cosine_similarity(h16, h).min() > 0.99
     bigger = load_dataset(SPEC, image_size=48)  # resized to the encoder's 32 px on the fly
     assert encode(net, bigger.images, "h", device="cpu", image_size=32).shape == (30, 512)
 
@@ -94,7 +96,7 @@ def test_resolve_source_of_a_run(tmp_path: Path) -> None:
 def test_tutorial_checkpoint_gives_features(tmp_path: Path) -> None:
     ckpt = tmp_path / "SimCLR.ckpt"
     subprocess.run([sys.executable, str(TUTORIAL_SCRIPT), "--steps", "1", "--batch", "8", "--images", "32", "--res",
-                    "32", "--workers", "0", "--warmup", "0", "--save-ckpt", str(ckpt)], check=True, capture_output=True, timeout=300)
+                    "32", "--workers", "0", "--warmup", "1", "--save-ckpt", str(ckpt)], check=True, capture_output=True, timeout=300)
     fs = features_for(ckpt, SPEC, "h", image_size=32, device="cpu", cache_dir=tmp_path / "cache")
     assert fs.feats.shape == (30, 512) and torch.isfinite(fs.feats).all()
     assert fs.meta["source"]["checkpoint"] == str(ckpt.resolve())

@@ -49,9 +49,9 @@ def page(name: str, **state: object) -> AppTest:
     return at
 
 
-def images(at: AppTest) -> list[bytes]:
-    """Serialized image protos of the page, to tell whether a picture changed."""
-    return [el.proto.SerializeToString() for el in at.main.get("imgs")]
+def images(at: AppTest) -> list[str]:
+    """Media URLs of the page's pictures (content-addressed, so a changed picture gets a new URL)."""
+    return [url for el in at.main.get("image") for url in el.value]
 
 
 def test_home_shows_device_datasets_and_the_demo_button(runs_root: Path) -> None:

@@ -121,3 +121,39 @@ def test_cli_probe_on_a_run_writes_probe_json(tmp_path: Path, capsys: pytest.Cap
     assert stored["subset"] == "first" and stored["random_init"] is not None
     assert {"probe_test_acc_mean", "knn_acc_mean", "random_probe_test_acc_mean"} <= set(stored["table"][0])
     assert "probe" in capsys.readouterr().out  # the human-readable table
+
+
+def test_probe_on_a_trained_run(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The whole path on a run written by the training engine (copied: the fixture is shared read-only)."""
+    import shutil
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    code = main(["probe", "--run", str(run), "--which", "best", "--train-data", "shapes:train?n=8", "--test-data",
+                 "shapes:test?n=4", "--sizes", "4,8", "--repeats", "2", "--epochs", "10", "--device", "cpu", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["source"]["format"] == "simclr_studio" and report["source"]["checkpoint"].endswith("best.ckpt")
+    assert report["image_size"] == 32 and report["feature_dim"] == 512
+    assert json.loads((run / "probe.json").read_text())["table"] == report["table"]
+    assert len(list((run / "features").glob("*.pt"))) == 2  # train and test; random-init ones go to the data root
+    assert report["random_init"]["sizes"] == report["encoder"]["sizes"] == [4, 8]
+
+
+@pytest.mark.slow
+def test_short_simclr_run_beats_random_init(tmp_path: Path) -> None:
+    """The report's figure in miniature: 10 CPU minutes of SimCLR on shapes beat a random encoder.
+
+    Measured (2 busy cores, 272 steps): probe 14.1 vs 11.4 % at 10/class, 20.8 vs 19.0 % at 500/class.
+    """
+    from simclr_core.config import TrainConfig, augmentation_preset
+    from simclr_core.probe import probe_report
+    from simclr_core.train import train
+
+    config = TrainConfig(data="shapes:unlabeled", image_size=32, small_input=False, limit_images=4000, val_limit=200,
+                         batch_size=128, epochs=200, max_minutes=10, lr=1e-3, aug=augmentation_preset("tutorial", 32),
+                         precision="32", seed=0)
+    run = train(config, tmp_path / "runs", name="short")
+    report = probe_report(run.checkpoint("last"), "shapes:train?n=200", "shapes:test?n=200", sizes=(10, 200),
+                          repeats=3, device="cpu")
+    for row in report["table"]:
+        assert row["probe_test_acc_mean"] > row["random_probe_test_acc_mean"], row

@@ -44,5 +44,5 @@ def run_suite(what: list[str], opts: Options, echo: Callable[[str], None] = prin
             section = Section(name, name, [], notes=[f"not measured: {err}"])
         section.seconds = time.perf_counter() - t0
         sections.append(section)
-        echo(render_section(section))
+        echo(render_section(section, opts.quick))
     return sections

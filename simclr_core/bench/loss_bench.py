@@ -116,7 +116,8 @@ def run(opts: Options) -> Section:
         f"Both in float32 on the same features; ours on {device} (median of {max(3, opts.repeats * 2)} calls after 2 warm-ups), "
         "the tutorial's `--loss-only` on CPU (median over separate runs of 1 timed call after its own warm-up).",
         f"Peak memory = ru_maxrss of the measuring process minus that of an idle process with the same imports "
-        f"(ours {fmt(ours_idle)} MiB, tutorial {fmt(ref_idle)} MiB); deltas under {MIB_FLOOR:.0f} MiB show as {MIB_FLOOR:.0f}."
+        f"(ours {fmt(ours_idle)} MiB" + (f", tutorial {fmt(ref_idle)} MiB" if ref_idle else "")
+        + f"); deltas under {MIB_FLOOR:.0f} MiB show as {MIB_FLOOR:.0f}."
         + (" On CUDA ours is torch.cuda.max_memory_allocated." if device.type == "cuda" else ""),
     ]
     if not opts.reference:

@@ -10,13 +10,18 @@ import torch
 
 
 def cpu_model() -> str:
-    """The CPU's marketing name from /proc/cpuinfo (Linux), else what platform reports."""
+    """The CPU's name from /proc/cpuinfo (Linux) with its family/model numbers, else what platform reports."""
     info = Path("/proc/cpuinfo")
-    if info.is_file():
-        for line in info.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    if not info.is_file():
+        return platform.processor() or platform.machine()
+    fields: dict[str, str] = {}
+    for line in info.read_text(errors="replace").splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def cpu_flags() -> set[str]:

@@ -1,8 +1,8 @@
 """Where the time of one training step goes: phase timings and torch.profiler's top operators.
 
 Not a figure with a reference: notes for "Where the time goes" in BENCHMARKS.md. The step is
-the module's own pieces run by hand in Lightning's order (autocast around forward and loss,
-backward, AdamW step), so each phase can be timed on its own:
+the module's own pieces (its views, network and configured optimiser) run by hand in Lightning's
+order (autocast around forward and loss, backward, optimiser step), so each phase can be timed on its own:
 augment -> forward (f, g) -> loss -> backward -> optimiser.
 """
 
@@ -27,18 +27,16 @@ def measure(
     """(fresh process) Median seconds per phase over ``steps`` steps, then a profiled step's top ops."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    from simclr_core.augment import make_views
     from simclr_core.config import AugmentationConfig, TrainConfig
     from simclr_core.loss import info_nce
-    from simclr_core.model import SimCLRNet
+    from simclr_core.module import SimCLRModule
 
     dev = resolve_device(device)
     cfg = TrainConfig(image_size=image_size, batch_size=batch, precision=precision, channels_last=channels_last,
                       aug=AugmentationConfig(crop_size=image_size))
-    net = SimCLRNet(cfg.backbone, cfg.hidden_dim, cfg.small_input).to(dev)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    module = SimCLRModule(cfg).to(dev)  # the product's network, layout and optimiser (configure_optimizers)
+    net = module.net
+    opt = module.configure_optimizers()["optimizer"]
     images = torch.randint(0, 256, (batch, 3, image_size, image_size), dtype=torch.uint8, device=dev)
     gen = torch.Generator(device=dev).manual_seed(0)
     bf16 = precision.startswith("bf16")
@@ -54,9 +52,7 @@ def measure(
             marks.append(time.perf_counter())
 
         with record_function("augment"):
-            views = make_views(images, cfg.aug, 2, gen, image_size)
-            if channels_last:
-                views = views.contiguous(memory_format=torch.channels_last)
+            views = module._views(images, gen)
         mark()
         with autocast():
             with record_function("forward"):

@@ -1,11 +1,15 @@
 """Markdown for the terminal and for BENCHMARKS.md.
 
-The generated part of BENCHMARKS.md is everything above the notes marker; the hand-written
-profile notes below it ("Where the time goes") survive every regeneration.
+BENCHMARKS.md = header (machine, targets) + one marked block per section + hand-written notes.
+Writing replaces the blocks of the sections just measured and keeps the others, so
+``bench loss --out BENCHMARKS.md`` refreshes one section; ``bench --out BENCHMARKS.md``
+refreshes them all. The notes below the notes marker ("Where the time goes") are never touched.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from pathlib import Path
 
@@ -13,6 +17,9 @@ from simclr_core.bench.core import Check, Section
 
 NOTES_MARKER = "<!-- bench:notes (hand-written below this line; kept when the tables are regenerated) -->"
 DEFAULT_NOTES = "## Where the time goes\n\n(Profile notes go here.)\n"
+REGENERATE = "python -m simclr_core bench --out BENCHMARKS.md"
+_BLOCK = re.compile(r"<!-- bench:section (\w+) -->\n(.*?)<!-- bench:end \1 -->", re.S)
+_CHECKS = re.compile(r"<!-- bench:checks (.*?) -->")
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -26,34 +33,53 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def render_section(section: Section) -> str:
-    parts = [f"## {section.title}", ""]
+def render_section(section: Section, quick: bool = False) -> str:
+    """One section as markdown: title, main table, extra tables, notes, when and how long."""
+    title = section.title + (" (--quick: smoke-test sizes, not the real figures)" if quick else "")
+    parts = [f"## {title}", ""]
     if section.rows:
         parts += [table(section.headers, section.rows), ""]
     for caption, headers, rows in section.extra_tables:
         parts += [f"**{caption}**", "", table(headers, rows), ""]
     parts += [f"- {note}" for note in section.notes]
-    parts.append(f"- (section measured in {section.seconds:.0f} s)")
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    parts.append(f"- Measured {when} in {section.seconds:.0f} s.")
     return "\n".join(parts).rstrip() + "\n"
 
 
-def _met(check: Check) -> str:
-    return {True: "yes", False: "**no**", None: "not measured"}[check.met]
+def _met(met: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "not measured"}[met]
 
 
 def render_checks(checks: list[Check]) -> str:
-    return table(["target (issue 6)", "measured", "goal", "met"], [[c.name, c.measured, c.target, _met(c)] for c in checks])
+    return table(["target (issue 6)", "measured", "goal", "met"], [[c.name, c.measured, c.target, _met(c.met)] for c in checks])
 
 
-def render(sections: list[Section], machine: dict[str, str], command: str, quick: bool) -> str:
-    """The whole generated block: header, machine, targets summary, each section."""
-    checks = [c for s in sections for c in s.checks]
+def _block(section: Section, quick: bool) -> str:
+    checks = json.dumps([[c.name, c.measured, c.target, c.met] for c in section.checks])
+    return (f"<!-- bench:section {section.key} -->\n{render_section(section, quick)}"
+            f"<!-- bench:checks {checks} -->\n<!-- bench:end {section.key} -->")
+
+
+def _checks_of(block: str) -> list[Check]:
+    found = _CHECKS.search(block)
+    return [Check(*c) for c in json.loads(found.group(1))] if found else []
+
+
+def merge(old: str, sections: list[Section], machine: dict[str, str], order: list[str], quick: bool) -> str:
+    """The new BENCHMARKS.md text: fresh blocks for ``sections``, old blocks for the rest, notes kept."""
+    notes = old.split(NOTES_MARKER, 1)[1].lstrip("\n") if NOTES_MARKER in old else DEFAULT_NOTES
+    blocks = {m.group(1): m.group(0) for m in _BLOCK.finditer(old)}
+    blocks.update({s.key: _block(s, quick) for s in sections})
+    keys = [k for k in order if k in blocks] + sorted(k for k in blocks if k not in order)
+    checks = [c for k in keys for c in _checks_of(blocks[k])]
     parts = [
         "# Benchmarks",
         "",
-        f"Regenerate with `{command}` (the tables above the notes marker are rewritten; the notes are kept).",
-        f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-        + (" with --quick (smoke-test sizes: not the real figures)." if quick else "."),
+        "This project against the seed tutorial's recipe (`../shared/bench/tutorial_reference.py`), measured side by "
+        f"side on the same machine in the same run. Regenerate everything with `{REGENERATE}`, or one section with "
+        "`python -m simclr_core bench SECTION --out BENCHMARKS.md` (sections: " + ", ".join(order) + "); the notes at "
+        "the end are kept. Each section says when it was measured.",
         "",
         "## Machine",
         "",
@@ -62,15 +88,11 @@ def render(sections: list[Section], machine: dict[str, str], command: str, quick
     ]
     if checks:
         parts += ["## Targets", "", render_checks(checks), ""]
-    parts += [render_section(s) for s in sections]
-    return "\n".join(parts)
+    parts += [blocks[k] + "\n" for k in keys]
+    return "\n".join(parts).rstrip() + "\n\n" + NOTES_MARKER + "\n\n" + notes
 
 
-def write(path: Path, generated: str) -> None:
-    """Replace the generated block of ``path``, keeping the hand-written notes below the marker."""
-    notes = DEFAULT_NOTES
-    if path.is_file():
-        old = path.read_text()
-        if NOTES_MARKER in old:
-            notes = old.split(NOTES_MARKER, 1)[1].lstrip("\n")
-    path.write_text(generated.rstrip() + "\n\n" + NOTES_MARKER + "\n\n" + notes)
+def write(path: Path, sections: list[Section], machine: dict[str, str], order: list[str], quick: bool) -> None:
+    """Update ``path`` in place (see ``merge``); creates it when missing."""
+    old = path.read_text() if path.is_file() else ""
+    path.write_text(merge(old, sections, machine, order, quick))

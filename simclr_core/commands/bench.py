@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from simclr_core.config import ConfigError
@@ -41,12 +40,10 @@ def run(args: argparse.Namespace) -> int:
     opts = Options(quick=args.quick, device=args.device, reference=not args.no_reference, repeats=args.repeats)
     info = machine.describe(opts.torch_device)
     sections = run_suite(what, opts)
-    command = "python -m simclr_core bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else what)
-    text = report.render(sections, info, command.strip(), args.quick)
     targets = [c for s in sections for c in s.checks]
     if targets:
         print(report.render_checks(targets))
     if args.out:
-        report.write(Path(args.out), text)
+        report.write(Path(args.out), sections, info, [*SECTIONS, *EXTRA], args.quick)
         print(f"wrote {args.out}")
     return 0

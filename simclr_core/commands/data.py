@@ -55,13 +55,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"dataset     {info['spec']}  ({info['kind']}, split {info['split']})")
     print(f"splits      {', '.join(info['splits'])}")
     kind = "labelled" if info["labelled"] else "unlabelled"
-    print(
-        f"images      {info['images']} ({kind}{', ' + str(info['unlabelled']) + ' without label' if info['labelled'] and info['unlabelled'] else ''})"
-    )
+    extra = f", {info['unlabelled']} without label" if info["labelled"] and info["unlabelled"] else ""
+    print(f"images      {info['images']} ({kind}{extra})")
     print(f"resolution  3 x {size} x {size} (uint8)")
     where = "memory-mapped from disk" if info["mapped"] else "in RAM"
     print(f"memory      {info['memory']} ({where})")
-    print(f"cache       {info['cache_path']}")
+    how = "read from the cache" if info["from_cache"] else "decoded now; later loads read this cache"
+    print(f"cache       {info['cache_path']} ({how})")
     if info["classes"] and info["labelled"]:
         print(f"classes     {len(info['classes'])} (images per class)")
         width = max(len(c) for c in info["classes"])

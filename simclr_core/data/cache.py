@@ -125,7 +125,13 @@ class CacheWriter:
         self.images.flush()
         del self.images
         np.save(self.tmp / "labels.npy", np.asarray(labels, dtype=np.int64))
-        info = {"version": CACHE_VERSION, "classes": list(classes), "n": int(len(labels)), "created": time.time(), **meta}
+        info = {
+            "version": CACHE_VERSION,
+            "classes": list(classes),
+            "n": int(len(labels)),
+            "created": time.time(),
+            **meta,
+        }
         (self.tmp / "meta.json").write_text(json.dumps(info, indent=1))
         try:
             os.rename(self.tmp, self.final)

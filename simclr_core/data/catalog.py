@@ -11,7 +11,9 @@ from simclr_core.data.load import load_dataset
 from simclr_core.data.spec import BUILTIN_SPLITS, PATH_SPLITS, human_bytes, parse_spec, resolve_root
 
 _DESCRIPTIONS = {
-    "shapes": "built-in, offline: 10 procedurally drawn shape classes; colours and textures vary per image, not per class",
+    "shapes": (
+        "built-in, offline: 10 procedurally drawn shape classes; colours and textures vary per image, not per class"
+    ),
     "stl10": "STL-10 via torchvision: 96x96 photos, 10 classes, 100k unlabelled images (the seed's dataset)",
     "cifar10": "CIFAR-10 via torchvision: 32x32 photos, 10 classes",
 }
@@ -106,5 +108,6 @@ def describe(spec: str, image_size: int = 96, root: str | Path | None = None, pr
         "memory": human_bytes(data.nbytes),
         "mapped": data.mapped,
         "cache_path": str(data.cache_path) if data.cache_path else None,
+        "from_cache": data.cached,
         "warnings": list(data.warnings),
     }

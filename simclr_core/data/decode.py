@@ -72,5 +72,7 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
         raise DecodeError(f"image too large to decode safely ({err})") from None
     except Image.UnidentifiedImageError:
         raise DecodeError("not an image Pillow can read (unknown format or not an image)") from None
-    except (OSError, ValueError, SyntaxError, MemoryError, EOFError, IndexError, TypeError, KeyError) as err:
+    except (OSError, SyntaxError, EOFError) as err:
         raise DecodeError(f"corrupt or truncated image ({type(err).__name__}: {err})") from None
+    except (ValueError, MemoryError, IndexError, TypeError, KeyError, ZeroDivisionError) as err:
+        raise DecodeError(f"cannot convert this image to RGB ({type(err).__name__}: {err})") from None

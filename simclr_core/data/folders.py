@@ -60,7 +60,9 @@ class _Source:
                 self.kind = "tar"
                 self._list_tar()
         except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
-            raise DatasetError(f"cannot read {self.kind} {str(path)!r}: {err}. Is the archive complete and not damaged?") from None
+            raise DatasetError(
+                f"cannot read {self.kind} {str(path)!r}: {err}. Is the archive complete and not damaged?"
+            ) from None
 
     def _list_dir(self) -> None:
         for dirpath, dirnames, filenames in os.walk(self.path):
@@ -251,7 +253,9 @@ def settle(layout: Layout, errors: list[str | None]) -> tuple[np.ndarray, np.nda
     labels, classes = layout.labels, list(layout.classes)
     if not ok.any():
         reasons = "; ".join(w for w in warnings[:3])
-        raise DatasetError(f"none of the {len(errors)} image file(s) in {str(layout.source.path)!r} could be decoded ({reasons})")
+        raise DatasetError(
+            f"none of the {len(errors)} image file(s) in {str(layout.source.path)!r} could be decoded ({reasons})"
+        )
     if classes:
         counts = Counter(labels[ok].tolist())
         small = [c for c in range(len(classes)) if counts.get(c, 0) < 2]

@@ -50,7 +50,9 @@ class ImageSet:
     def per_class_counts(self) -> dict[str, int]:
         """Images per class name (unlabelled images are not counted)."""
         known = self.labels[self.labels >= 0]
-        counts = torch.bincount(known, minlength=len(self.classes)).tolist() if known.numel() else [0] * len(self.classes)
+        counts = (
+            torch.bincount(known, minlength=len(self.classes)).tolist() if known.numel() else [0] * len(self.classes)
+        )
         return dict(zip(self.classes, counts, strict=True))
 
     @property

@@ -21,9 +21,11 @@ def _check_size(image_size: int) -> int:
     try:
         size = int(image_size)
     except (TypeError, ValueError):
-        raise DatasetError(f"image size must be an integer number of pixels, got {image_size!r}") from None
-    if size != image_size or not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
-        raise DatasetError(f"image size must be an integer in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] pixels, got {image_size!r}")
+        size = None
+    if size is None or (isinstance(image_size, float) and not image_size.is_integer()):
+        raise DatasetError(f"image size must be a whole number of pixels, got {image_size!r}")
+    if not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
+        raise DatasetError(f"image size must lie in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] pixels, got {image_size!r}")
     return size
 
 
@@ -46,7 +48,9 @@ def _load_shapes(parsed: DataSpec, spec: str, size: int, root: Path, progress: P
     with CacheWriter(root, path.name, total, size) as writer:
         _, labels = shapes.generate(parsed.split, n, seed, size, out=torch.from_numpy(writer.images), progress=progress)
         labels_np = labels.numpy() if parsed.split != "unlabeled" else np.full(total, -1, dtype=np.int64)
-        final = writer.commit(labels_np, shapes.CLASSES, {"spec": parsed.canonical, "image_size": size, "kind": "shapes"})
+        final = writer.commit(
+            labels_np, shapes.CLASSES, {"spec": parsed.canonical, "image_size": size, "kind": "shapes"}
+        )
     return _reload(final, spec)
 
 
@@ -95,16 +99,16 @@ def _load_folder(parsed: DataSpec, spec: str, size: int, root: Path, progress: P
     return _carve(parsed, spec, size, root, full, fingerprint)
 
 
-def _carve(
-    parsed: DataSpec, spec: str, size: int, root: Path, full: ImageSet, fingerprint: str
-) -> ImageSet:
+def _carve(parsed: DataSpec, spec: str, size: int, root: Path, full: ImageSet, fingerprint: str) -> ImageSet:
     path = decoded_dir(root) / cache_key(_slug(parsed), parsed.canonical, size, fingerprint)
     hit = load_cached(path, spec)
     if hit is not None:
         return hit
     idx = folders.carve_split(full.labels.numpy(), parsed.split, parsed.params["test_fraction"], parsed.params["seed"])
     if len(idx) == 0:
-        raise DatasetError(f"the {parsed.split} split of {str(parsed.path)!r} is empty; use a larger test_fraction or more images")
+        raise DatasetError(
+            f"the {parsed.split} split of {str(parsed.path)!r} is empty; use a larger test_fraction or more images"
+        )
     with CacheWriter(root, path.name, len(idx), size) as writer:
         source = full.images.numpy()
         for start in range(0, len(idx), 4096):
@@ -132,7 +136,9 @@ def load_dataset(
     try:
         data_root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DatasetError(f"cannot create the data root {data_root}: {err}; set --data-root or $SIMCLR_STUDIO_DATA") from None
+        raise DatasetError(
+            f"cannot create the data root {data_root}: {err}; set --data-root or $SIMCLR_STUDIO_DATA"
+        ) from None
     spec = spec.strip()
     if parsed.kind == "shapes":
         return _load_shapes(parsed, spec, size, data_root, progress)

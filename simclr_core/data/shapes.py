@@ -18,9 +18,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from simclr_core.data.spec import SHAPES_DEFAULT_SIZES
+
 CLASSES = ["circle", "square", "triangle", "star", "cross", "ring", "heart", "arrow", "crescent", "lshape"]
 TEXTURES = ("plain", "stripes", "checker", "dots", "noise")
-DEFAULT_SIZES = {"unlabeled": 10000, "train": 500, "test": 800}  # unlabeled: total; train/test: per class
+DEFAULT_SIZES = SHAPES_DEFAULT_SIZES
 _NOISE_GRID = 6
 
 
@@ -188,7 +190,8 @@ def _texture(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, size:
             dist_px = (torch.sqrt(gx * gx + gy * gy) - p["dot_radius"][idx, None, None]) * size / fk
             t[idx] = (0.5 - dist_px).clamp(0, 1)
         elif name == "noise":
-            t[idx] = F.interpolate(p["noise"][idx], size=(size, size), mode="bicubic", align_corners=False)[:, 0].clamp(0, 1)
+            smooth = F.interpolate(p["noise"][idx], size=(size, size), mode="bicubic", align_corners=False)
+            t[idx] = smooth[:, 0].clamp(0, 1)
     return t
 
 

@@ -24,6 +24,8 @@ BUILTIN_SPLITS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 _QUERY_KEYS = {"shapes": ("n", "seed"), "stl10": (), "cifar10": (), "path": ("split", "test_fraction", "seed")}
 PATH_SPLITS = ("all", "train", "test")
+# shapes images per split: unlabeled is a total, train/test are per class (STL10's 500 / 800)
+SHAPES_DEFAULT_SIZES = {"unlabeled": 10000, "train": 500, "test": 800}
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 
 
@@ -76,7 +78,9 @@ def _parse_query(query: str, kind: str, spec: str) -> dict[str, str]:
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
-        raise DatasetError(f"dataset spec {spec!r}: cannot read the query {query!r}; write it as ?key=value&key=value") from None
+        raise DatasetError(
+            f"dataset spec {spec!r}: cannot read the query {query!r}; write it as ?key=value&key=value"
+        ) from None
     allowed = _QUERY_KEYS[kind]
     out: dict[str, str] = {}
     for key, value in pairs:
@@ -109,6 +113,8 @@ def parse_spec(spec: str) -> DataSpec:
         if name == "shapes":
             if "n" in raw:
                 params["n"] = _int(raw["n"], "n", spec, 1)
+                if params["n"] == SHAPES_DEFAULT_SIZES[split]:
+                    del params["n"]  # same images as the default: same cache entry
             params["seed"] = _int(raw.get("seed", "0"), "seed", spec, 0)
         return DataSpec(kind=name, split=split, params=params)
     raw = _parse_query(query, "path", spec)
@@ -123,7 +129,9 @@ def parse_spec(spec: str) -> DataSpec:
         except ValueError:
             raise DatasetError(f"dataset spec {spec!r}: test_fraction must be a number in (0, 1)") from None
         if not 0.0 < fraction < 1.0:
-            raise DatasetError(f"dataset spec {spec!r}: test_fraction must lie strictly between 0 and 1, got {fraction}")
+            raise DatasetError(
+                f"dataset spec {spec!r}: test_fraction must lie strictly between 0 and 1, got {fraction}"
+            )
         params = {"test_fraction": fraction, "seed": _int(raw.get("seed", "0"), "seed", spec, 0)}
     if not path.exists():
         raise DatasetError(
@@ -156,8 +164,9 @@ def sibling_spec(spec: str, split: str) -> str:
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
+    """Decimal units (1 GB = 10^9 bytes), as dataset sizes are usually quoted."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
+        n /= 1000
     return f"{n:.1f} TB"

@@ -76,7 +76,12 @@ def _download(name: str, root: Path, target: Path, progress: Progress) -> None:
                 if percent != shown:
                     shown = percent
                     of = f" / {human_bytes(total)}" if total else ""
-                    print(f"\rdownloading {title}: {percent:3d}% ({human_bytes(got)}{of})", end="", file=sys.stderr, flush=True)
+                    print(
+                        f"\rdownloading {title}: {percent:3d}% ({human_bytes(got)}{of})",
+                        end="",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     if progress is not None:
                         progress(f"downloading {title} ({human_bytes(got)}{of})", frac)
         print(file=sys.stderr)
@@ -93,7 +98,9 @@ def _download(name: str, root: Path, target: Path, progress: Progress) -> None:
         raise DatasetError(_offline_message(name, url, reason, root)) from None
     except OSError as err:
         part.unlink(missing_ok=True)
-        raise DatasetError(f"could not save the {title} download to {part}: {err}. Is the disk full or read-only?") from None
+        raise DatasetError(
+            f"could not save the {title} download to {part}: {err}. Is the disk full or read-only?"
+        ) from None
 
 
 def ensure_downloaded(name: str, root: Path, progress: Progress = None) -> Path:
@@ -153,9 +160,7 @@ def split_size(name: str, split: str, root: Path) -> int:
     return sum((folder / x).stat().st_size // (3 * 96 * 96) for x, _ in _stl_parts(folder, split))
 
 
-def fill(
-    name: str, split: str, root: Path, out: np.ndarray, progress: Progress = None
-) -> tuple[np.ndarray, list[str]]:
+def fill(name: str, split: str, root: Path, out: np.ndarray, progress: Progress = None) -> tuple[np.ndarray, list[str]]:
     """Write every image of the split into ``out`` (N, 3, S, S) uint8; returns labels (N,) int64 and classes."""
     folder = raw_dir(root) / SOURCES[name]["cls"].base_folder
     size = out.shape[-1]

@@ -83,8 +83,29 @@ def browser(server: str) -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def page(browser: object) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    context = browser.new_context(viewport={"width": 1400, "height": 1200})  # type: ignore[attr-defined]
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     yield pg
     context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """What the browser showed when a test failed: test-artifacts/FAILED-<test>.png."""
+    yield
+    if request.node.stash.get(FAILED, False) and "page" in request.fixturenames:
+        ARTIFACTS.mkdir(exist_ok=True)
+        request.getfixturevalue("page").screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"),
+                                                   full_page=True)

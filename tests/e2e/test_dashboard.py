@@ -88,6 +88,17 @@ def test_augmentation_control_redraws_the_grid(page, server):
     shot(page, "augment")
 
 
+def test_shared_link_opens_with_its_setup(page, server):
+    from pages.ui import encode_setup
+
+    page.goto(f"{server}/augment?setup={encode_setup({'aug': {'jitter_hue': 0.4}})}")
+    page.wait_for_selector("h1", timeout=120_000)
+    idle(page)
+    hue = page.locator('[data-testid="stSlider"]').filter(has_text="Hue").first
+    assert "0.40" in hue.inner_text()
+    no_exception(page)
+
+
 def test_training_shows_growing_curves_and_stops(page, server):
     open_page(page, server, "train")
     page.get_by_role("tab", name="New run").click()
@@ -116,6 +127,17 @@ def test_training_shows_growing_curves_and_stops(page, server):
     no_exception(page)
 
 
+def test_stopped_run_resumes_and_stops_again(page, server):
+    open_page(page, server, "train")
+    page.get_by_role("tab", name="Run", exact=True).click()
+    page.get_by_role("button", name="Resume").click()
+    stop = page.get_by_role("button", name="Stop")
+    stop.wait_for(timeout=120_000)
+    stop.click()
+    wait_for(lambda: page.get_by_role("button", name="Resume").count() > 0, 240, "the resumed run did not stop")
+    no_exception(page)
+
+
 def test_embeddings_show_the_scatter(page, server):
     open_page(page, server, "embeddings")
     choose(page, "Split", "other labelled data ...")
@@ -139,11 +161,16 @@ def test_probe_with_two_sizes_draws_the_figure(page, server):
     sizes.locator("input").click()
     for _ in range(8):
         page.keyboard.press("Backspace")
-    for size in ("2", "5"):
-        page.keyboard.type(size)
-        page.get_by_role("option", name=size, exact=True).click()
     page.keyboard.press("Escape")
     idle(page)
+    for size in ("2", "5"):
+        sizes.locator("input").click()
+        page.keyboard.type(size)
+        page.get_by_role("option", name=size, exact=True).click()
+        page.keyboard.press("Escape")
+        idle(page)
+    chips = [t.strip() for t in sizes.inner_text().split("\n")[1:] if t.strip()]
+    assert chips == ["2", "5"], chips
     repeats = page.get_by_label("Repeats", exact=True)
     repeats.fill("2")
     repeats.press("Tab")
@@ -157,8 +184,17 @@ def test_probe_with_two_sizes_draws_the_figure(page, server):
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     chart.wait_for(timeout=180_000)
     idle(page)
-    legend = chart.locator(".legendtext").all_inner_texts()
+    legend = chart.locator(".legendtext").all_text_contents()
     assert any("random init" in t for t in legend), legend
     assert len(chart.locator(".scatterlayer .trace").first.locator(".point").all()) == 2  # two sizes
     no_exception(page)
     shot(page, "probe")
+
+
+def test_home_lists_the_runs_after_a_restart_of_the_page(page, server):
+    open_page(page, server, "home")
+    runs = page.locator('[data-testid="stDataFrame"]').nth(1)
+    runs.wait_for()
+    assert page.locator("h3", has_text="Runs").count() == 1
+    no_exception(page)
+    shot(page, "home")
