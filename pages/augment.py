@@ -141,7 +141,7 @@ with view:
                 ui.use_for_training(cfg)
                 st.success("The Train page will use these augmentations.", icon=":material/check:")
             st.markdown("**Python**")
-            st.code(ui.python_snippet(cfg), language="python")
+            st.code(ui.python_snippet(cfg), language="python", wrap_lines=True)
             st.markdown("**Share the whole setup** (augmentations and training settings)")
             link = ui.attempt("build the share link", ui.share_link_query)
             if link is not None:

@@ -50,15 +50,6 @@ with right:
     st.caption(f"PyTorch {dev['torch']}")
 
 with left:
-    st.subheader("Datasets", anchor=False)
-    rows = ui.dataset_rows()
-    if rows:
-        st.dataframe(rows, hide_index=True, width="stretch")
-    st.caption(
-        "Built-in **shapes** works offline. `cifar10` / `stl10` download on first use; any folder of images "
-        "(one subfolder per class), .zip or .tar.gz can be typed into the sidebar's *Dataset* box."
-    )
-
     st.subheader("Runs", anchor=False)
     runs = ui.run_rows()
     if runs:
@@ -68,3 +59,12 @@ with left:
     else:
         st.info(f"No runs yet in `{ui.runs_root()}`. Start the demo, or set one up on the Train page.",
                 icon=":material/info:")
+
+    st.subheader("Datasets", anchor=False)
+    rows = ui.dataset_rows()
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption(
+        "Built-in **shapes** works offline. `cifar10` / `stl10` download on first use; any folder of images "
+        "(one subfolder per class), .zip or .tar.gz can be typed into the sidebar's *Dataset* box."
+    )

@@ -1001,7 +1001,7 @@ def embedding_figure(table: Any) -> Any:
             fig.add_trace(go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", marker=marker, **common))
         else:
             fig.add_trace(go.Scattergl(x=xyz[:, 0], y=xyz[:, 1], mode="markers", marker=marker, **common))
-    fig.update_layout(height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend={"itemsizing": "constant"},
+    fig.update_layout(height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend={"itemsizing": "constant", "y": 0.9},
                       dragmode="lasso" if table.dims == 2 else None, uirevision=f"{table.method}{table.dims}")
     if table.dims == 2:
         fig.update_xaxes(showticklabels=False, title=None)

@@ -54,7 +54,7 @@ def pca(x: np.ndarray, dims: int) -> np.ndarray:
     return coords.float().numpy()
 
 
-def _umap(x: np.ndarray, dims: int, seed: int | None, n_epochs: int | None = None) -> np.ndarray:
+def _umap(x: np.ndarray, dims: int, seed: int | None, n_epochs: int | None = None, approx: bool = False) -> np.ndarray:
     import umap  # heavy import (numba); only when asked
 
     with warnings.catch_warnings():
@@ -63,7 +63,7 @@ def _umap(x: np.ndarray, dims: int, seed: int | None, n_epochs: int | None = Non
         reducer = umap.UMAP(
             n_neighbors=min(UMAP_NEIGHBOURS, x.shape[0] - 1), n_components=dims, metric="cosine", min_dist=0.1,
             random_state=seed, n_jobs=1 if seed is not None else -1, n_epochs=n_epochs,
-            init="spectral" if x.shape[0] > 4 * UMAP_NEIGHBOURS else "random",
+            init="spectral" if x.shape[0] > 4 * UMAP_NEIGHBOURS else "random", force_approximation_algorithm=approx,
         )
         coords = reducer.fit_transform(x)
     _umap_ready.set()
@@ -97,8 +97,11 @@ def warm_up_umap() -> None:
     with _umap_lock:
         if _umap_ready.is_set():
             return
-        rng = np.random.default_rng(0)
-        _umap(rng.standard_normal((200, 16)).astype(np.float32), 2, seed=0, n_epochs=20)
+        x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+        # Two code paths to compile: exact neighbours (small sets) and pynndescent (over ~4k points),
+        # which alone costs ~100 s on first use on a busy 2-core host.
+        _umap(x, 2, seed=0, n_epochs=20)
+        _umap(x, 2, seed=0, n_epochs=20, approx=True)
 
 
 def umap_ready() -> bool:

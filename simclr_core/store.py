@@ -11,7 +11,10 @@ Readers never lock: they tolerate a half-written last line and treat a ``running
 whose process is gone (same host) or whose heartbeat is stale as ``interrupted``.
 
 Timestamps (``created_at``, ``started_at``, ``updated_at``, ``finished_at``, metric ``time``)
-are Unix seconds (float).
+are Unix seconds (float). In status.json ``epoch`` is the 0-based epoch in progress, ``epochs`` the
+planned total, ``step``/``total_steps`` optimiser steps, ``best`` = {metric, value, epoch, step} of
+best.ckpt. Metric rows carry the 0-based ``epoch`` they belong to and the global ``step`` after
+which they were measured (a validation row shares the step of the epoch's last training row).
 """
 
 from __future__ import annotations

@@ -624,6 +624,9 @@ def _fit(prepared: Prepared, run: Run | None, ckpt_path: Path | None, stop_event
          progress: Progress | None, progress_bar: bool) -> None:
     cfg = prepared.config
     recorder = RunRecorder(run, cfg, stop_event, progress)
+    previous_best = run.raw_status().get("best") if run is not None else None
+    if isinstance(previous_best, dict) and previous_best.get("metric") == cfg.monitor:
+        recorder.best = previous_best.get("value")  # a resumed run must not overwrite best.ckpt with a worse one
     set_env = False
     try:
         pl.seed_everything(cfg.seed, workers=False, verbose=False)

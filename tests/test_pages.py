@@ -61,14 +61,14 @@ def test_home_shows_device_datasets_and_the_demo_button(runs_root: Path) -> None
     assert any(b.label == "Start a demo run" for b in at.button)
     text = " ".join(m.value for m in at.markdown)
     assert "CPU" in text or "GPU" in text
-    specs = at.dataframe[0].value["spec"].tolist()
+    specs = at.dataframe[-1].value["spec"].tolist()
     assert "shapes:train" in specs and "cifar10:test" in specs
     assert any("No runs yet" in i.value for i in at.info)
 
 
 def test_home_lists_runs_with_their_status(with_run: Path) -> None:
     at = app().run()
-    runs = at.dataframe[1].value
+    runs = at.dataframe[0].value
     assert runs["run"].tolist() == [with_run.name]
     assert runs["state"].tolist() == ["finished"]
     assert at.sidebar.selectbox(key="run_id").value == with_run.name

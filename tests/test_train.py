@@ -22,7 +22,7 @@ from simclr_core.config import ConfigError, TrainConfig
 from simclr_core.data import load_dataset
 from simclr_core.knn import knn_accuracy
 from simclr_core.model import CheckpointError, load_checkpoint
-from simclr_core.module import normalise_u8
+from simclr_core.module import cosine_warmup_factor, normalise_u8
 from simclr_core.store import Run, list_runs
 from simclr_core.train import EpochBatches, TrainingJob, balanced_subset, knn_query_mask, train
 
@@ -135,7 +135,7 @@ def test_stop_then_resume_continues_the_curve(tmp_path: Path) -> None:
 
 def test_sigkill_mid_run_reads_interrupted_and_resumes(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "simclr_core", "train", "--data", "shapes:unlabeled", "--image-size", "32",
-           "--limit-images", "128", "--batch-size", "32", "--epochs", "30", "--val-limit", "40",
+           "--limit-images", "64", "--batch-size", "32", "--epochs", "30", "--val-limit", "20",
            "--precision", "32", "--runs-dir", str(tmp_path), "--name", "victim", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
     try:
@@ -156,6 +156,8 @@ def test_sigkill_mid_run_reads_interrupted_and_resumes(tmp_path: Path) -> None:
     assert run.status()["state"] == "finished"
     steps = [r["step"] for r in train_rows(run)]
     assert steps == list(range(1, steps[-1] + 1)) and steps[-1] > saved
+    best = max(r["val_acc_top5"] for r in val_rows(run))
+    assert run.status()["best"]["value"] == pytest.approx(best)  # best.ckpt survives the resume
 
 
 def test_max_minutes_ends_as_finished_with_the_reason(tmp_path: Path) -> None:
@@ -244,3 +246,16 @@ def test_corrupt_checkpoint_raises_checkpoint_error(tmp_path: Path) -> None:
     bad.write_bytes(b"PK\x03\x04 definitely not a checkpoint")
     with pytest.raises(CheckpointError):
         load_checkpoint(bad)
+
+
+def test_lr_schedule_warms_up_then_anneals_to_a_fiftieth() -> None:
+    f = [cosine_warmup_factor(s, total_steps=100, warmup_steps=10) for s in range(101)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0) and f[10] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:], strict=False))
+    assert f[100] == pytest.approx(1 / 50)
+
+
+def test_training_job_refuses_bad_settings_synchronously(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="temperature"):
+        TrainingJob(quick_config(temperature=-0.5), tmp_path).start()
+    assert list_runs(tmp_path) == []

@@ -151,6 +151,18 @@ def test_embeddings_show_the_scatter(page, server):
     idle(page)
     assert chart.locator(".legendtext").count() == 10  # one trace per shape class
     assert "%" in metric_value(page, "kNN accuracy")
+    # Lasso most of the map: the selected images and a neighbour gallery appear below it.
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x0 + 0.05 * w, y0 + 0.05 * h)
+    page.mouse.down()
+    for fx, fy in [(0.95, 0.05), (0.95, 0.95), (0.05, 0.95), (0.05, 0.1)]:
+        page.mouse.move(x0 + fx * w, y0 + fy * h, steps=8)
+    page.mouse.up()
+    page.get_by_text("Selected images").wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"Nearest neighbours of image \d+")).first.wait_for(timeout=60_000)
+    idle(page)
+    assert page.locator('[data-testid="stImage"]').count() > 12
     no_exception(page)
     shot(page, "embeddings")
 
@@ -181,9 +193,11 @@ def test_probe_with_two_sizes_draws_the_figure(page, server):
         box.press("Enter")
         idle(page)
     page.get_by_role("button", name="Run probe").click()
+    page.get_by_role("button", name="Download CSV").wait_for(timeout=180_000)  # results written and shown
+    # Past results load from the run directory: a fresh visit shows the figure without recomputing.
+    open_page(page, server, "probe")
     chart = page.locator('[data-testid="stPlotlyChart"]').first
-    chart.wait_for(timeout=180_000)
-    idle(page)
+    chart.wait_for(timeout=60_000)
     legend = chart.locator(".legendtext").all_text_contents()
     assert any("random init" in t for t in legend), legend
     assert len(chart.locator(".scatterlayer .trace").first.locator(".point").all()) == 2  # two sizes
@@ -193,7 +207,7 @@ def test_probe_with_two_sizes_draws_the_figure(page, server):
 
 def test_home_lists_the_runs_after_a_restart_of_the_page(page, server):
     open_page(page, server, "home")
-    runs = page.locator('[data-testid="stDataFrame"]').nth(1)
+    runs = page.locator('[data-testid="stDataFrame"]').first
     runs.wait_for()
     assert page.locator("h3", has_text="Runs").count() == 1
     no_exception(page)
