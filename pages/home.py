@@ -29,7 +29,7 @@ left, right = st.columns([3, 2], gap="large")
 with right:
     st.subheader("Try it", anchor=False)
     st.markdown(
-        "A short run on the built-in **shapes** dataset (32×32 px, small-input ResNet-18, a few minutes on a "
+        "A short run on the built-in **shapes** dataset (32×32 px, ResNet-18, at most 5 minutes on a "
         "laptop CPU). Watch the loss fall and the kNN accuracy rise on the Train page."
     )
     if st.button("Start a demo run", type="primary", icon=":material/play_arrow:", key="home.demo"):

@@ -40,7 +40,7 @@ with new_tab:
     p1.button("Seed defaults", on_click=preset_seed, help="The tutorial's settings: 96 px, batch 256, 500 epochs.",
               width="stretch")
     p2.button("CPU-friendly", on_click=preset_cpu, type="primary", width="stretch",
-              help="32 px shapes, small-input ResNet-18, batch 128, 5 epochs or 4 minutes: learns visibly on a laptop.")
+              help="32 px shapes, ResNet-18, batch 128, crops of 30-100 %, at most 5 minutes: learns visibly on a laptop.")
     with st.form("form.train", border=False):
         st.text_input("Run name", key="keep.run_name", help="A timestamp is appended, so names may repeat.")
         a, b, c = st.columns(3)

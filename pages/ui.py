@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 import streamlit as st
 
-from simclr_core.config import PRESETS, AugmentationConfig, ConfigError, TrainConfig
+from simclr_core.config import PRESETS, AugmentationConfig, ConfigError, TrainConfig, cpu_demo_config
 
 log = logging.getLogger("simclr_studio")
 T = TypeVar("T")
@@ -130,10 +130,8 @@ def current_training() -> TrainConfig:
 
 
 def cpu_friendly(data: str = "shapes:unlabeled") -> TrainConfig:
-    """Settings that show learning within minutes on a laptop CPU: 32 px shapes, small-input ResNet-18."""
-    aug = AugmentationConfig(crop_size=32, blur_kernel=3)
-    return TrainConfig(data=data, image_size=32, small_input=True, batch_size=128, epochs=5, max_minutes=4.0,
-                       lr=1e-3, warmup_epochs=0.5, limit_images=5000, val_limit=1000, aug=aug)
+    """The engine's CPU demo settings (see ``simclr_core.config.cpu_demo_config``)."""
+    return cpu_demo_config(data)
 
 
 def init_state() -> None:

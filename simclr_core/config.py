@@ -263,3 +263,16 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         return _from_dict(cls, dict(data))
+
+
+def cpu_demo_config(data: str = "shapes:unlabeled") -> TrainConfig:
+    """A run that shows learning within minutes on a laptop CPU (the dashboard's demo and CPU preset).
+
+    32 px with the standard ResNet stem runs ~5x more views/s than the small-input stem on CPU; crops of at
+    least 30 % of the image keep the shape in view. Measured on 2 cores (shapes, 6 min, ~700 steps): kNN
+    accuracy 0.16 -> 0.24, train top-1 0.04 -> 0.26, loss 4.9 -> 3.5.
+    """
+    aug = augmentation_preset("tutorial", crop_size=32)
+    aug.crop_scale = (0.3, 1.0)
+    return TrainConfig(data=data, image_size=32, small_input=False, batch_size=128, epochs=20, max_minutes=5.0,
+                       lr=1e-3, temperature=0.1, limit_images=4096, val_limit=1000, monitor="knn_acc", aug=aug)

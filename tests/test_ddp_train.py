@@ -100,7 +100,6 @@ def test_dashboard_job_refuses_ddp_before_creating_anything(tmp_path: Path, data
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.slow
 def test_two_process_cli_run_leaves_one_consistent_run_directory(tmp_path: Path, data_root: Path) -> None:
     runs = tmp_path / "runs"
     cmd = [
