@@ -29,6 +29,7 @@ from torch import nn
 
 from simclr_core import augment
 from simclr_core.config import BACKBONES, ConfigError, augmentation_preset
+from simclr_core.jobs import BackgroundJob
 from simclr_core.model import FEATURE_DIMS, make_backbone
 from simclr_core.probe import SUBSETS, make_plan
 from simclr_core.store import Run, create_run
@@ -244,7 +245,7 @@ def train_supervised(
     return out
 
 
-class SupervisedJob:
+class SupervisedJob(BackgroundJob):
     """The baseline in a background thread, like ``train.TrainingJob``.
 
     ``start()`` loads the data in the caller's thread (bad settings raise before a run directory
@@ -254,19 +255,17 @@ class SupervisedJob:
 
     def __init__(self, cfg: SupervisedConfig, runs_root: str | Path = "runs", name: str | None = None,
                  subsets: dict[int, torch.Tensor] | None = None) -> None:
+        super().__init__()
         self.cfg, self.runs_root, self.name, self._subsets = cfg, runs_root, name, subsets
         self.run: Run | None = None
         self.result: dict[str, Any] | None = None
-        self.error: BaseException | None = None
-        self.stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> SupervisedJob:
         data = prepare_supervised(self.cfg, self._subsets)
         run = create_run(self.runs_root, self.cfg.to_dict(), name=self.name or "supervised", kind="supervised")
         self.run = run
 
-        def target() -> None:
+        def work() -> None:
             try:
                 self.result = train_supervised(self.cfg, run, data, self.stop_event)
                 state = "stopped" if self.stop_event.is_set() else "finished"
@@ -274,23 +273,9 @@ class SupervisedJob:
                 run.write_status(state=state, progress=1.0, eta_s=0, finished_at=time.time(),
                                  message=f"test accuracy {max(accs):.4f}" if accs else "stopped before any model")
             except BaseException as err:  # recorded for the dashboard; the thread must not die silently
-                self.error = err
                 run.log(traceback.format_exc())
                 run.write_status(state="failed", message=f"{type(err).__name__}: {err}"[:500], finished_at=time.time())
+                raise
 
-        self._thread = threading.Thread(target=target, name=f"supervised-{run.id}", daemon=True)
-        self._thread.start()
+        self._launch(work, name=f"supervised-{run.id}")
         return self
-
-    def stop(self) -> None:
-        """Ask the job to stop after the current step; it still evaluates and writes results (see ``join``)."""
-        self.stop_event.set()
-
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the thread; True when it has ended."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.is_alive()

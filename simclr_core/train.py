@@ -40,6 +40,7 @@ from simclr_core.config import ConfigError, TrainConfig
 from simclr_core.data import DatasetError, ImageSet, load_dataset
 from simclr_core.data.spec import sibling_spec
 from simclr_core.distributed import rank_and_world
+from simclr_core.jobs import BackgroundJob
 from simclr_core.module import TRAIN_METRICS, VAL_METRICS, SimCLRModule, stream_seed
 from simclr_core.store import Run, create_run, write_json_atomic
 
@@ -680,7 +681,7 @@ def _final_status(run: Run, recorder: RunRecorder, trainer: pl.Trainer) -> None:
 
 
 # -- background job -------------------------------------------------------------------------------
-class TrainingJob:
+class TrainingJob(BackgroundJob):
     """A training in a background thread, for the dashboard.
 
     ``start()`` validates and loads the data in the caller's thread (so bad settings raise at once,
@@ -691,11 +692,9 @@ class TrainingJob:
 
     def __init__(self, config: TrainConfig | None = None, runs_root: str | Path = "runs", name: str | None = None,
                  resume: str | Path | None = None, overrides: dict[str, Any] | None = None) -> None:
+        super().__init__()
         self.config, self.runs_root, self.name, self.resume, self.overrides = config, runs_root, name, resume, overrides
-        self.stop_event = threading.Event()
         self.run: Run | None = None
-        self.error: BaseException | None = None
-        self._thread: threading.Thread | None = None
 
     def start(self) -> TrainingJob:
         config, resumed, ckpt = _resolve(self.config, self.resume, self.overrides)
@@ -711,28 +710,9 @@ class TrainingJob:
         assert run is not None
         self.run = run
 
-        def target() -> None:
-            try:
-                _fit(prepared, run, ckpt, self.stop_event, None, False)
-            except BaseException as err:  # already recorded in status.json and train.log by _fit
-                self.error = err
-
-        self._thread = threading.Thread(target=target, name=f"train-{run.id}", daemon=True)
-        self._thread.start()
+        # failures are recorded in status.json and train.log by _fit
+        self._launch(lambda: _fit(prepared, run, ckpt, self.stop_event, None, False), name=f"train-{run.id}")
         return self
-
-    def stop(self) -> None:
-        """Ask the run to stop after the current step; returns at once (see ``join``)."""
-        self.stop_event.set()
-
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the thread; True when it has ended."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.is_alive()
 
 
 def install_stop_signals(stop_event: threading.Event) -> None:
