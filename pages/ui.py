@@ -151,15 +151,16 @@ def init_state() -> None:
     for key in list(ss.keys()):
         if isinstance(key, str) and key.startswith(("aug.", "train.", "keep.")):
             ss[key] = ss[key]
-    if not ss.get("_setup_loaded"):
-        ss["_setup_loaded"] = True
-        encoded = st.query_params.get("setup")
-        if encoded:
-            try:
-                apply_setup(decode_setup(encoded))
-                ss["_notice"] = "Loaded the augmentation and training setup from the shared link."
-            except (ValueError, TypeError) as err:
-                ss["_notice_error"] = f"The shared link's setup could not be read: {err}"
+    # Apply a shared link whenever it names a setup not yet applied in this session (a second link
+    # pasted into the same tab must win too), but not again on every rerun.
+    encoded = st.query_params.get("setup")
+    if encoded and ss.get("_setup_applied") != encoded:
+        ss["_setup_applied"] = encoded
+        try:
+            apply_setup(decode_setup(encoded))
+            ss["_notice"] = "Loaded the augmentation and training setup from the shared link."
+        except (ValueError, TypeError) as err:
+            ss["_notice_error"] = f"The shared link's setup could not be read: {err}"
 
 
 # ---------------------------------------------------------------------------------------------- routing
