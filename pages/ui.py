@@ -833,11 +833,13 @@ def live_run(run_id: str) -> None:
         head.caption(str(status["message"]))
     rows = metric_rows(run)
     with buttons:
-        if ours and state in ("queued", "running"):
-            if st.button("Stop", icon=":material/stop:", key="btn.stop", width="stretch",
-                         help="Finishes the current step, saves last.ckpt; resume later."):
-                job.job.stop()
-                st.toast("Stopping after the current step ...")
+        if ours and state in ("queued", "running") and job.job.stop_event.is_set():
+            st.button("Stopping ...", icon=":material/hourglass_top:", key="btn.stopping", width="stretch",
+                      disabled=True, help="The current step finishes and last.ckpt is saved; then Resume appears.")
+        elif ours and state in ("queued", "running"):
+            # on_click runs before the fragment's next rerun, so a click during a live refresh is not lost
+            st.button("Stop", icon=":material/stop:", key="btn.stop", width="stretch", on_click=job.job.stop,
+                      help="Finishes the current step, saves last.ckpt; resume later.")
         elif state in ("stopped", "interrupted", "failed") and run.kind == "simclr":
             busy = job is not None and job.alive()
             clicked = st.button("Resume", icon=":material/play_arrow:", key="btn.resume", width="stretch",
