@@ -139,21 +139,21 @@ def test_probe_on_a_trained_run(tiny_run: Path, tmp_path: Path, capsys: pytest.C
     assert report["random_init"]["sizes"] == report["encoder"]["sizes"] == [4, 8]
 
 
-@pytest.mark.slow
 def test_short_simclr_run_beats_random_init(tmp_path: Path) -> None:
-    """The report's figure in miniature: 10 CPU minutes of SimCLR on shapes beat a random encoder.
+    """The report's figure in miniature: ~300 CPU steps of the demo recipe on shapes beat a random encoder.
 
-    Measured (2 busy cores, 272 steps): probe 14.1 vs 11.4 % at 10/class, 20.8 vs 19.0 % at 500/class.
+    Measured (2 cores, 348 steps in 90 s): probe 16.7 +- 0.3 vs 11.4 +- 1.4 % at 10/class,
+    20.6 +- 0.6 vs 15.5 +- 0.8 % at 100/class.
     """
-    from simclr_core.config import TrainConfig, augmentation_preset
+    from dataclasses import replace
+
+    from simclr_core.config import cpu_demo_config
     from simclr_core.probe import probe_report
     from simclr_core.train import train
 
-    config = TrainConfig(data="shapes:unlabeled", image_size=32, small_input=False, limit_images=4000, val_limit=200,
-                         batch_size=128, epochs=200, max_minutes=10, lr=1e-3, aug=augmentation_preset("tutorial", 32),
-                         precision="32", seed=0)
+    config = replace(cpu_demo_config(), epochs=10, max_minutes=None, val_limit=200, precision="32", seed=0)
     run = train(config, tmp_path / "runs", name="short")
-    report = probe_report(run.checkpoint("last"), "shapes:train?n=200", "shapes:test?n=200", sizes=(10, 200),
+    report = probe_report(run.checkpoint("last"), "shapes:train?n=200", "shapes:test?n=200", sizes=(10, 100),
                           repeats=3, device="cpu")
     for row in report["table"]:
-        assert row["probe_test_acc_mean"] > row["random_probe_test_acc_mean"], row
+        assert row["probe_test_acc_mean"] > row["random_probe_test_acc_mean"] + 0.02, row
