@@ -35,7 +35,7 @@ lint: setup-dev
 	$(VENV)/bin/ruff check .
 
 bench: setup
-	$(PY) -m simclr_core bench
+	$(PY) -m simclr_core bench --out BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

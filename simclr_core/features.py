@@ -9,7 +9,6 @@ size, which, preprocessing); a repeated request only reads one file.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from simclr_core.config import ConfigError
+from simclr_core.devices import cpu_has_fast_bf16
 from simclr_core.model import FEATURE_DIMS, CheckpointError, LoadedCheckpoint, SimCLRNet, load_checkpoint
 
 WHICH = ("h", "z")
@@ -74,16 +74,6 @@ def default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-@functools.lru_cache(maxsize=1)
-def _cpu_fast_bf16() -> bool:
-    """AVX512-BF16 or AMX: there bf16 autocast encodes ~2x faster (same test as train.resolve_precision)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 def _autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """``auto``: bf16 on CUDA and on CPUs with fast bf16, else fp32.
 
@@ -99,7 +89,7 @@ def _autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
         raise ConfigError(f"unknown precision {precision!r}; choose auto, 32 or bf16")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if device.type == "cpu" and _cpu_fast_bf16() else None
+    return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else None
 
 
 def _as_uint8_tensor(images: torch.Tensor | np.ndarray) -> torch.Tensor:
