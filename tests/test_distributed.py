@@ -80,6 +80,8 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     loss.backward()
     results["bf16"] = {"param_grads": [p.grad.clone() for p in ddp.parameters()]}
     torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+    del ddp, z, loss
+    dist.barrier()  # no rank tears gloo down while the other still talks to it (SIGABRT in gloo's threads)
     dist.destroy_process_group()
 
 
