@@ -6,14 +6,8 @@ import argparse
 import os
 import sys
 
+from simclr_core.commands import spec_help
 from simclr_core.data import describe
-
-_SPEC_HELP = (
-    "dataset spec: 'shapes[:unlabeled|train|test][?n=N&seed=S]' (built in, offline), "
-    "'stl10[:unlabeled|train|test|train+unlabeled]', 'cifar10[:train|test]' (downloaded by torchvision), "
-    "or a path to an image folder (one subfolder per class, or flat) / .zip / .tar / .tar.gz / .tgz, "
-    "optionally with '?split=train|test&test_fraction=0.2&seed=0' to carve a held-out split (default: shapes)"
-)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -25,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "memory and cache path. The first call decodes / downloads; later calls read the cache."
         ),
     )
-    parser.add_argument("--data", default="shapes", metavar="SPEC", help=_SPEC_HELP)
+    parser.add_argument("--data", default="shapes", metavar="SPEC", help=spec_help("shapes"))
     parser.add_argument(
         "--image-size",
         type=int,

@@ -7,12 +7,8 @@ import os
 import time
 from pathlib import Path
 
+from simclr_core.commands import spec_help
 from simclr_core.config import PRESETS, ConfigError, load_augmentation
-
-_SPEC_HELP = (
-    "dataset spec: 'shapes[:unlabeled|train|test]' (built in, offline), 'stl10[:split]', 'cifar10[:split]', "
-    "or a path to an image folder / .zip / .tar.gz (default: shapes:train)"
-)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -25,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "batched engine as training; the same --seed gives the same grid."
         ),
     )
-    parser.add_argument("--data", default="shapes:train", metavar="SPEC", help=_SPEC_HELP)
+    parser.add_argument("--data", default="shapes:train", metavar="SPEC", help=spec_help("shapes:train"))
     parser.add_argument(
         "--aug",
         default="tutorial",
