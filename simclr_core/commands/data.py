@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from simclr_core.commands import spec_help
+from simclr_core.commands import add_data_root_arg, spec_help
 from simclr_core.data import describe
 
 
@@ -27,12 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="PX",
         help="side in pixels the images are decoded to (shorter side resized, centre square kept); default 96",
     )
-    parser.add_argument(
-        "--data-root",
-        default=None,
-        metavar="DIR",
-        help="where downloads and decoded caches live; default $SIMCLR_STUDIO_DATA or ~/.cache/simclr-studio",
-    )
+    add_data_root_arg(parser)
     parser.set_defaults(func=run)
     return parser
 

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from simclr_core.commands import spec_help
+from simclr_core.commands import add_data_root_arg, spec_help
 from simclr_core.config import PRESETS, ConfigError, load_augmentation
 
 
@@ -45,12 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--per-row", type=int, default=3, metavar="K", help="images per row of the grid; default 3")
     parser.add_argument("--out", default="grid.png", metavar="PNG", help="where to write the grid; default grid.png")
-    parser.add_argument(
-        "--data-root",
-        default=None,
-        metavar="DIR",
-        help="where downloads and decoded caches live; default $SIMCLR_STUDIO_DATA or ~/.cache/simclr-studio",
-    )
+    add_data_root_arg(parser)
     parser.set_defaults(func=run)
     return parser
 
