@@ -31,6 +31,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from simclr_core.processes import pid_alive
+
 STATES = ("queued", "running", "finished", "stopped", "failed", "interrupted")
 ACTIVE_STATES = ("queued", "running")
 # A live writer refreshes updated_at every few seconds; past this the writer is presumed dead.
@@ -73,23 +75,6 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host (zombies count as dead)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 class Run:

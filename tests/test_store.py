@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from simclr_core.store import STALE_AFTER_S, Run, create_run, list_runs, new_run_id, pid_alive
+from simclr_core.processes import pid_alive
+from simclr_core.store import STALE_AFTER_S, Run, create_run, list_runs, new_run_id
 
 
 def test_create_run_writes_config_and_queued_status(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from simclr_core.data.imageset import ImageSet
+from simclr_core.processes import pid_alive
 
 CACHE_VERSION = 1
 # Larger caches are memory-mapped; smaller ones are read into RAM (faster random access).
@@ -68,16 +69,6 @@ def load_cached(path: Path, spec: str) -> ImageSet | None:
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_leftovers(base: Path, source_hash: str, keep: str) -> None:
     """Drop temp folders of dead writers and stale entries of the same source (an edited folder)."""
     for entry in base.iterdir() if base.is_dir() else ():
@@ -86,7 +77,7 @@ def _remove_leftovers(base: Path, source_hash: str, keep: str) -> None:
             parts = name.split("-")
             pid = int(parts[-2]) if len(parts) > 2 and parts[-2].isdigit() else -1
             stale = time.time() - entry.stat().st_mtime > 24 * 3600
-            if stale or (pid > 0 and not _pid_alive(pid)):
+            if stale or (pid > 0 and not pid_alive(pid)):
                 shutil.rmtree(entry, ignore_errors=True)
         elif name != keep and name.split("-")[-2:-1] == [source_hash]:
             shutil.rmtree(entry, ignore_errors=True)
