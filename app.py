@@ -23,6 +23,6 @@ PAGES = [
 ]
 page = st.navigation(PAGES)
 ui.sidebar()
-ui.start_umap_warm_up()
+ui.start_warm_up()
 st.session_state["_routed"] = True
 page.run()

@@ -485,33 +485,38 @@ def jobs() -> Jobs:
     return Jobs()
 
 
-# ---------------------------------------------------------------------------------------------- UMAP warm-up
+# ---------------------------------------------------------------------------------------------- warm-up
 
 
 @st.cache_resource
-def _umap_warm_up_thread() -> threading.Thread | None:
+def _warm_up_thread() -> threading.Thread | None:
     try:
-        from simclr_core import projection
+        from simclr_core import augment_cpu, projection
     except ImportError:
         return None
-    thread = threading.Thread(target=_quiet(projection.warm_up_umap), name="simclr-studio-umap-warm-up", daemon=True)
+
+    def warm_up() -> None:
+        _quiet(augment_cpu.warm_up, "the first preview")()
+        _quiet(projection.warm_up_umap, "UMAP on first use")()
+
+    thread = threading.Thread(target=warm_up, name="simclr-studio-warm-up", daemon=True)
     thread.start()
     return thread
 
 
-def _quiet(fn: Callable[[], Any]) -> Callable[[], None]:
+def _quiet(fn: Callable[[], Any], waits: str) -> Callable[[], None]:
     def run() -> None:
         try:
             fn()
         except Exception:
-            log.warning("UMAP warm-up failed; UMAP will compile on first use:\n%s", traceback.format_exc())
+            log.warning("Warm-up failed; %s will compile instead:\n%s", waits, traceback.format_exc())
 
     return run
 
 
-def start_umap_warm_up() -> None:
-    """Compile UMAP's numba code in the background as soon as the app starts."""
-    _umap_warm_up_thread()
+def start_warm_up() -> None:
+    """Load (or compile, once per machine) the CPU augmentation kernel and UMAP's numba code in the background."""
+    _warm_up_thread()
 
 
 def umap_ready() -> bool:

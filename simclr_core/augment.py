@@ -34,7 +34,6 @@ import ctypes
 import math
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from simclr_core import augment_cpu
 from simclr_core.config import AugmentationConfig
 
 STAGES = ("original", "flip", "crop", "colour jitter", "grayscale", "blur")
@@ -322,14 +322,17 @@ def _jitter_code(params: AugParams) -> torch.Tensor:
     return torch.where(params.jitter, (params.jitter_order * weights).sum(dim=1), -1)
 
 
+def _jitter_strengths(cfg: AugmentationConfig) -> tuple[float, float, float, float]:
+    return (cfg.jitter_brightness, cfg.jitter_contrast, cfg.jitter_saturation, cfg.jitter_hue)
+
+
 def _colour_jitter_(x: torch.Tensor, params: AugParams, cfg: AugmentationConfig) -> None:
     """In place: ColorJitter in each view's own random op order, on the views where RandomApply fired.
 
     Views sharing an op order are transformed together: each run of equal order codes is a
     contiguous slice changed in place (``apply`` sorts views by code so runs are long).
     """
-    strengths = (cfg.jitter_brightness, cfg.jitter_contrast, cfg.jitter_saturation, cfg.jitter_hue)
-    active = [float(s) > 0 for s in strengths]  # torchvision skips ops of strength 0
+    active = [float(s) > 0 for s in _jitter_strengths(cfg)]  # torchvision skips ops of strength 0
     if not any(active) or cfg.jitter_p <= 0:
         return
     codes, counts = torch.unique_consecutive(_jitter_code(params), return_counts=True)
@@ -455,14 +458,16 @@ def apply(
     out_size: int | None = None,
     chunk: int | None = None,
     threads: int | None = None,
+    fused: bool = True,
 ) -> torch.Tensor:
     """Augment (B, 3, H, W) uint8 images with ``params`` of n = k*B views -> (n, 3, S, S) float32, normalised.
 
     View r is made from image r % B (view-major, as ``make_views`` stacks them). Runs on the
-    images' device; S is ``out_size`` or ``cfg.crop_size``. Views are processed sorted by
-    jitter op order (so each order is one slice), ``chunk`` at a time: on CPU 32 (cache-sized
-    tensors run several times faster) spread over ``threads`` (default torch.get_num_threads())
-    single-threaded workers; elsewhere all at once.
+    images' device; S is ``out_size`` or ``cfg.crop_size``. On CPU the views go ``chunk`` at
+    a time to ``threads`` workers (default torch.get_num_threads()); with ``fused`` (the
+    default) each chunk is one GIL-free call of ``augment_cpu``'s per-view kernel, otherwise
+    the batched torch ops below run on chunks of 32 (the CUDA path, and the reference the
+    kernel is tested against). Elsewhere the torch ops run on all views at once.
     """
     _check_images(images_u8)
     b = images_u8.shape[0]
@@ -472,19 +477,33 @@ def apply(
     size = int(out_size or cfg.crop_size)
     device = images_u8.device
     params = params.to(device)
-    on_cpu = device.type == "cpu"
-    chunk = int(chunk or (32 if on_cpu else n))
-    order = torch.argsort(_jitter_code(params), stable=True)
     out = torch.empty(n, 3, size, size, device=device)
-    parts = [order[lo : lo + chunk] for lo in range(0, n, chunk)]
-    if on_cpu:  # even one chunk goes to a worker: its ops then run without OpenMP hand-offs
-        tune_cpu_malloc()
-        pool = _cpu_pool(max(1, int(threads or torch.get_num_threads())))
-        for job in [pool.submit(_augment_chunk, images_u8, params, ids, cfg, size, out) for ids in parts]:
-            job.result()
-    else:
-        for ids in parts:
-            _augment_chunk(images_u8, params, ids, cfg, size, out)
+    if device.type != "cpu":
+        _augment_chunk(images_u8, params, torch.argsort(_jitter_code(params), stable=True), cfg, size, out)
+        return out
+    tune_cpu_malloc()
+    workers = max(1, int(threads or torch.get_num_threads()))
+    pool = _cpu_pool(workers)
+    if fused:
+        jitter = params.jitter & (cfg.jitter_p > 0)
+        active = tuple(float(s) > 0 for s in _jitter_strengths(cfg))
+        arrays = {f.name: getattr(params, f.name) for f in fields(params)} | {"jitter": jitter}
+        kernel = int(cfg.blur_kernel) if cfg.blur_p > 0 else 0
+        step = int(chunk or max(8, math.ceil(n / (4 * workers))))
+        parts = [np.arange(lo, min(lo + step, n)) for lo in range(0, n, step)]
+        jobs = [
+            pool.submit(augment_cpu.views_into, images_u8, arrays, ids, active, kernel, cfg.mean, cfg.std, out)
+            for ids in parts
+        ]
+    else:  # even one chunk goes to a worker: its ops then run without OpenMP hand-offs
+        order = torch.argsort(_jitter_code(params), stable=True)
+        step = int(chunk or 32)
+        jobs = [
+            pool.submit(_augment_chunk, images_u8, params, order[lo : lo + step], cfg, size, out)
+            for lo in range(0, n, step)
+        ]
+    for job in jobs:
+        job.result()
     return out
 
 
@@ -589,96 +608,3 @@ def preview_grid(
             x = x0 + v * (size + gap)
             grid[y : y + size, x : x + size] = tiles[v * b + i]
     return grid
-
-
-def torchvision_pipeline(cfg: AugmentationConfig, size: int | None = None) -> Any:
-    """The per-image torchvision (PIL) Compose equivalent to ``cfg``: the tutorial's way, for comparisons."""
-    from torchvision import transforms as T
-
-    size = int(size or cfg.crop_size)
-    ops: list[Any] = [
-        T.RandomHorizontalFlip(cfg.flip_p),
-        T.RandomResizedCrop(size, scale=tuple(cfg.crop_scale), ratio=tuple(cfg.crop_ratio), antialias=True),
-    ]
-    if cfg.jitter_p > 0:
-        jitter = T.ColorJitter(cfg.jitter_brightness, cfg.jitter_contrast, cfg.jitter_saturation, cfg.jitter_hue)
-        ops.append(T.RandomApply([jitter], p=cfg.jitter_p))
-    ops.append(T.RandomGrayscale(cfg.grayscale_p))
-    if cfg.blur_p > 0:
-        ops.append(T.RandomApply([T.GaussianBlur(cfg.blur_kernel, tuple(cfg.blur_sigma))], p=cfg.blur_p))
-    ops += [T.ToTensor(), T.Normalize(cfg.mean, cfg.std)]
-    return T.Compose(ops)
-
-
-def _views_per_s(fn: Any, n_views_per_call: int, repeats: int, clock: Any) -> float:
-    fn()  # warm-up
-    best = math.inf
-    for _ in range(repeats):
-        start = clock()
-        fn()
-        best = min(best, clock() - start)
-    return n_views_per_call / best
-
-
-def benchmark_augment(
-    cfg: AugmentationConfig | None = None,
-    res: int = 96,
-    batch: int = 256,
-    n_views: int = 2,
-    repeats: int = 3,
-    reference_images: int = 64,
-    device: str = "cpu",
-    threads: int | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Views per second of ``make_views`` vs the tutorial's per-image PIL pipeline on the same images.
-
-    Keys: ``views_per_s`` (wall clock, ``threads`` workers, default torch.get_num_threads());
-    ``views_per_s_1_core`` and ``reference_views_per_s_1_core`` (single thread / single
-    process, timed by process CPU time so other load on shared cores does not skew them);
-    ``speedup_per_core`` (their ratio); ``reference_views_per_s_wall``. The tutorial runs its
-    pipeline in one DataLoader worker per core, so its throughput scales at best linearly with
-    cores: compare per core. Best of ``repeats`` timings after a warm-up; random uint8 images
-    of side ``res`` (like tutorial_reference.py). Both sides run in this process, so both get
-    ``tune_cpu_malloc`` (applied by the first CPU ``apply``).
-    """
-    from PIL import Image
-
-    cfg = cfg or AugmentationConfig(crop_size=res)
-    rng = np.random.default_rng(seed)
-    images = torch.from_numpy(rng.integers(0, 256, size=(batch, 3, res, res), dtype=np.uint8)).to(device)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    result: dict[str, Any] = {"res": res, "batch": batch, "n_views": n_views, "device": device}
-
-    def ours(workers: int | None) -> Any:
-        def run() -> None:
-            params = sample_params(n_views * batch, cfg, (res, res), gen, images.device)
-            apply(images, params, cfg, res, threads=workers)
-            if images.is_cuda:
-                torch.cuda.synchronize()
-
-        return run
-
-    previous = torch.get_num_threads()
-    try:
-        result["threads"] = int(threads or previous)
-        result["views_per_s"] = _views_per_s(ours(threads), n_views * batch, repeats, time.perf_counter)
-        torch.set_num_threads(1)
-        if images.is_cuda:
-            return result
-        result["views_per_s_1_core"] = _views_per_s(ours(1), n_views * batch, repeats, time.process_time)
-        pipeline = torchvision_pipeline(cfg, res)
-        pil = [Image.fromarray(img.permute(1, 2, 0).numpy()) for img in images[:reference_images]]
-
-        def reference() -> None:
-            for img in pil:
-                for _ in range(n_views):
-                    pipeline(img)
-
-        count = n_views * len(pil)
-        result["reference_views_per_s_1_core"] = _views_per_s(reference, count, repeats, time.process_time)
-        result["reference_views_per_s_wall"] = _views_per_s(reference, count, repeats, time.perf_counter)
-    finally:
-        torch.set_num_threads(previous)
-    result["speedup_per_core"] = result["views_per_s_1_core"] / result["reference_views_per_s_1_core"]
-    return result

@@ -245,7 +245,9 @@ class TrainConfig:
         if self.image_size < 16:
             raise ConfigError(f"image_size must be at least 16 pixels, got {self.image_size}")
         if self.lr <= 0 or self.weight_decay < 0:
-            raise ConfigError(f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}")
+            raise ConfigError(
+                f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}"
+            )
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ConfigError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.limit_images is not None and self.limit_images < 2:
@@ -274,5 +276,17 @@ def cpu_demo_config(data: str = "shapes:unlabeled") -> TrainConfig:
     """
     aug = augmentation_preset("tutorial", crop_size=32)
     aug.crop_scale = (0.3, 1.0)
-    return TrainConfig(data=data, image_size=32, small_input=False, batch_size=128, epochs=20, max_minutes=5.0,
-                       lr=1e-3, temperature=0.1, limit_images=4096, val_limit=1000, monitor="knn_acc", aug=aug)
+    return TrainConfig(
+        data=data,
+        image_size=32,
+        small_input=False,
+        batch_size=128,
+        epochs=20,
+        max_minutes=5.0,
+        lr=1e-3,
+        temperature=0.1,
+        limit_images=4096,
+        val_limit=1000,
+        monitor="knn_acc",
+        aug=aug,
+    )

@@ -225,8 +225,14 @@ def features_for(
     resolved = "bf16" if _autocast_dtype(dev, precision) is not None else "32"
     # The checkpoint identity fixes its training image size and normalisation, so the key needs
     # only what the caller asked for: a cache hit never has to open the checkpoint.
-    slot_obj = {"v": CACHE_VERSION, "source": {k: v for k, v in identity.items() if k not in ("mtime_ns", "size")},
-                "spec": spec, "image_size": image_size, "which": which, "precision": resolved}
+    slot_obj = {
+        "v": CACHE_VERSION,
+        "source": {k: v for k, v in identity.items() if k not in ("mtime_ns", "size")},
+        "spec": spec,
+        "image_size": image_size,
+        "which": which,
+        "precision": resolved,
+    }
     slot = _digest(slot_obj)
     key = f"{slot}-{_digest(identity)}"
     if cache_dir is None:
@@ -237,8 +243,16 @@ def features_for(
     if cache and path.is_file():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-            return FeatureSet(blob["feats"], blob["labels"], list(blob["classes"]), spec, which, key, cache_dir,
-                              dict(blob.get("meta") or {}, cached=True))
+            return FeatureSet(
+                blob["feats"],
+                blob["labels"],
+                list(blob["classes"]),
+                spec,
+                which,
+                key,
+                cache_dir,
+                dict(blob.get("meta") or {}, cached=True),
+            )
         except Exception:  # a truncated or foreign file: recompute and overwrite
             path.unlink(missing_ok=True)
 
@@ -252,15 +266,36 @@ def features_for(
         hp = loaded.hparams
     aug = hp.get("aug") or {}
     size = int(image_size or hp.get("image_size") or 96)
-    prep = {"mean": list(aug.get("mean") or DEFAULT_MEAN), "std": list(aug.get("std") or DEFAULT_STD),
-            "resize": "bilinear-antialias", "precision": resolved}
+    prep = {
+        "mean": list(aug.get("mean") or DEFAULT_MEAN),
+        "std": list(aug.get("std") or DEFAULT_STD),
+        "resize": "bilinear-antialias",
+        "precision": resolved,
+    }
     data = load_dataset(spec, image_size=size)
     labels = torch.as_tensor(np.asarray(data.labels), dtype=torch.int64)  # -1 where unlabelled (embeddings only)
     net_or_ckpt: SimCLRNet | LoadedCheckpoint = loaded if loaded is not None else source.build()  # type: ignore[union-attr]
-    feats = encode(net_or_ckpt, data.images, which=which, batch_size=batch_size, device=dev, image_size=size,
-                   mean=tuple(prep["mean"]), std=tuple(prep["std"]), precision=resolved, progress=progress)
-    meta = {"source": identity, "spec": spec, "image_size": size, "which": which, "prep": prep,
-            "n": int(feats.shape[0]), "dim": int(feats.shape[1])}
+    feats = encode(
+        net_or_ckpt,
+        data.images,
+        which=which,
+        batch_size=batch_size,
+        device=dev,
+        image_size=size,
+        mean=tuple(prep["mean"]),
+        std=tuple(prep["std"]),
+        precision=resolved,
+        progress=progress,
+    )
+    meta = {
+        "source": identity,
+        "spec": spec,
+        "image_size": size,
+        "which": which,
+        "prep": prep,
+        "n": int(feats.shape[0]),
+        "dim": int(feats.shape[1]),
+    }
     fs = FeatureSet(feats, labels, list(data.classes), spec, which, key, cache_dir, meta)
     if cache:
         for stale in cache_dir.glob(f"{slot}-*"):

@@ -15,7 +15,9 @@ import torch.nn.functional as F
 _CHUNK_ELEMENTS = 1 << 25
 
 
-def _check(bank_feats: torch.Tensor, bank_labels: torch.Tensor, query_feats: torch.Tensor, k: int, temperature: float) -> None:
+def _check(
+    bank_feats: torch.Tensor, bank_labels: torch.Tensor, query_feats: torch.Tensor, k: int, temperature: float
+) -> None:
     if bank_feats.dim() != 2 or query_feats.dim() != 2 or bank_feats.shape[1] != query_feats.shape[1]:
         raise ValueError(
             f"bank and query features must be (M, D) and (Q, D), got {tuple(bank_feats.shape)} and {tuple(query_feats.shape)}"

@@ -35,7 +35,9 @@ def make_backbone(name: str = "resnet18", small_input: bool = False) -> nn.Modul
 
 
 def make_head(feat_dim: int, hidden_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(feat_dim, 4 * hidden_dim), nn.ReLU(inplace=True), nn.Linear(4 * hidden_dim, hidden_dim))
+    return nn.Sequential(
+        nn.Linear(feat_dim, 4 * hidden_dim), nn.ReLU(inplace=True), nn.Linear(4 * hidden_dim, hidden_dim)
+    )
 
 
 class SimCLRNet(nn.Module):
@@ -68,7 +70,7 @@ def _tutorial_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     for key, value in state.items():
         if not key.startswith("convnet."):
             continue
-        key = key[len("convnet."):]
+        key = key[len("convnet.") :]
         if key.startswith("fc.0."):
             out["head.0." + key[5:]] = value
         elif key.startswith("fc.2."):
@@ -101,12 +103,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         weights = _tutorial_state_dict(state)
     else:
         source = "simclr_studio"
-        weights = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+        weights = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
         if not weights:
             raise CheckpointError(f"{path.name} has neither 'net.*' (SimCLR Studio) nor 'convnet.*' (tutorial) weights")
     cfg = hp.get("config", hp)
     try:
-        net = SimCLRNet(cfg.get("backbone", "resnet18"), int(cfg.get("hidden_dim", 128)), bool(cfg.get("small_input", False)))
+        net = SimCLRNet(
+            cfg.get("backbone", "resnet18"), int(cfg.get("hidden_dim", 128)), bool(cfg.get("small_input", False))
+        )
         net.load_state_dict(weights)
     except (RuntimeError, ValueError, KeyError) as err:
         raise CheckpointError(f"{path.name}: weights do not fit the model they describe ({str(err)[:300]})") from None

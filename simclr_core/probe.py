@@ -124,8 +124,10 @@ def make_plan(
     val_idx = torch.cat(val_parts) if val_parts else torch.empty(0, dtype=torch.long)
     plan = SubsetPlan(capped_sizes, requested, max_per_class, repeats, subset, classes, val_idx)
     for r in range(repeats):
-        order = {c: (pools[c] if subset == "first" else pools[c][torch.randperm(pools[c].numel(), generator=gen)])
-                 for c in classes}
+        order = {
+            c: (pools[c] if subset == "first" else pools[c][torch.randperm(pools[c].numel(), generator=gen)])
+            for c in classes
+        }
         for s in capped_sizes:
             plan.subsets[(s, r)] = torch.cat([order[c][:s] for c in classes])
     return plan
@@ -150,7 +152,9 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _accuracy(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, y: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
+def _accuracy(
+    weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, y: torch.Tensor, chunk: int = 16384
+) -> torch.Tensor:
     """Accuracy per repeat of ``weight: (R, D, C)``, ``bias: (R, C)`` on ``x: (M, D)``, ``y: (M,)`` -> (R,)."""
     correct = torch.zeros(weight.shape[0], device=weight.device)
     for start in range(0, x.shape[0], chunk):
@@ -285,10 +289,15 @@ def probe_sweep(
     """
     cfg = (cfg or ProbeConfig()).validate()
     if train_feats.ndim != 2 or test_feats.ndim != 2 or train_feats.shape[1] != test_feats.shape[1]:
-        raise ValueError(f"features must be (N, D) with equal D, got {tuple(train_feats.shape)}, {tuple(test_feats.shape)}")
+        raise ValueError(
+            f"features must be (N, D) with equal D, got {tuple(train_feats.shape)}, {tuple(test_feats.shape)}"
+        )
     plan = plan or make_plan(train_labels, sizes, repeats, subset, val_fraction, seed)
-    dev = torch.device(device) if device is not None else (
-        torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+    dev = (
+        torch.device(device)
+        if device is not None
+        else (torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+    )
     x_all = train_feats.to(dev, torch.float32)
     y_all = _class_index(train_labels.cpu().long(), plan.classes).to(dev)
     test_y = _class_index(test_labels.cpu().long(), plan.classes).to(dev)
@@ -307,22 +316,39 @@ def probe_sweep(
             fit = train_linear(x, y, n_classes, cfg, seeds, val)
             with torch.no_grad():
                 test_acc = _accuracy(fit["weight"], fit["bias"], x_test, y_test).cpu()
-                train_acc = torch.stack([_accuracy(fit["weight"][r : r + 1], fit["bias"][r : r + 1], x[r], y[r])[0]
-                                         for r in range(plan.repeats)]).cpu()
+                train_acc = torch.stack(
+                    [
+                        _accuracy(fit["weight"][r : r + 1], fit["bias"][r : r + 1], x[r], y[r])[0]
+                        for r in range(plan.repeats)
+                    ]
+                ).cpu()
             for r in range(plan.repeats):
-                row: dict[str, Any] = {"size": size, "repeat": r, "n_train": int(idx.shape[1]),
-                                       "train_acc": float(train_acc[r]), "test_acc": float(test_acc[r])}
+                row: dict[str, Any] = {
+                    "size": size,
+                    "repeat": r,
+                    "n_train": int(idx.shape[1]),
+                    "train_acc": float(train_acc[r]),
+                    "test_acc": float(test_acc[r]),
+                }
                 if val is not None:
                     row["val_acc"] = float(fit["val_acc"][r])
                     row["best_epoch"] = int(fit["best_epoch"][r])
                 if knn_k:
-                    row["knn_acc"] = knn_accuracy(x[r], y[r], x_test, y_test, k=min(knn_k, int(idx.shape[1])),
-                                                  num_classes=n_classes)
+                    row["knn_acc"] = knn_accuracy(
+                        x[r], y[r], x_test, y_test, k=min(knn_k, int(idx.shape[1])), num_classes=n_classes
+                    )
                 rows.append(row)
     return SweepResult(
-        rows=rows, summary=summarise(rows), sizes=plan.sizes, requested_sizes=plan.requested,
-        max_per_class=plan.max_per_class, n_classes=n_classes, repeats=plan.repeats, subset=plan.subset,
-        val_size=int(plan.val_idx.numel()), selection="val_acc" if val is not None else "fixed_epochs",
+        rows=rows,
+        summary=summarise(rows),
+        sizes=plan.sizes,
+        requested_sizes=plan.requested,
+        max_per_class=plan.max_per_class,
+        n_classes=n_classes,
+        repeats=plan.repeats,
+        subset=plan.subset,
+        val_size=int(plan.val_idx.numel()),
+        selection="val_acc" if val is not None else "fixed_epochs",
         probe={**asdict(cfg), "milestones": list(cfg.milestones)},
     )
 
@@ -384,8 +410,9 @@ def probe_report(
     plan = make_plan(train.labels, sizes, repeats, subset, val_fraction, seed)
     say("probing")
     t1 = time.time()
-    enc = probe_sweep(train.feats, train.labels, test.feats, test.labels, cfg=cfg, knn_k=knn_k, plan=plan,
-                      seed=seed, device=device)
+    enc = probe_sweep(
+        train.feats, train.labels, test.feats, test.labels, cfg=cfg, knn_k=knn_k, plan=plan, seed=seed, device=device
+    )
     t_probe = time.time() - t1
     base = None
     if isinstance(source, RandomInit):
@@ -395,25 +422,61 @@ def probe_report(
         ckpt = load_checkpoint(source)
         hp = ckpt.hparams
         run_dir = run_dir_of(source)
-        src = {"kind": "checkpoint", **checkpoint_identity(source), "run": str(run_dir) if run_dir else None,
-               "format": ckpt.source, "epoch": ckpt.epoch, "global_step": ckpt.global_step}
-        arch = RandomInit(hp.get("backbone", "resnet18"), bool(hp.get("small_input", False)),
-                          int(image_size or hp.get("image_size") or 96), int(hp.get("hidden_dim", 128)), seed)
+        src = {
+            "kind": "checkpoint",
+            **checkpoint_identity(source),
+            "run": str(run_dir) if run_dir else None,
+            "format": ckpt.source,
+            "epoch": ckpt.epoch,
+            "global_step": ckpt.global_step,
+        }
+        arch = RandomInit(
+            hp.get("backbone", "resnet18"),
+            bool(hp.get("small_input", False)),
+            int(image_size or hp.get("image_size") or 96),
+            int(hp.get("hidden_dim", 128)),
+            seed,
+        )
     if random_baseline:
         say("random-init baseline")
         rtrain = features_for(arch, train_data, which, image_size or arch.image_size, device=device)
         rtest = features_for(arch, test_data, which, image_size or arch.image_size, device=device)
-        base = probe_sweep(rtrain.feats, rtrain.labels, rtest.feats, rtest.labels, cfg=cfg, knn_k=knn_k, plan=plan,
-                           seed=seed, device=device)
+        base = probe_sweep(
+            rtrain.feats,
+            rtrain.labels,
+            rtest.feats,
+            rtest.labels,
+            cfg=cfg,
+            knn_k=knn_k,
+            plan=plan,
+            seed=seed,
+            device=device,
+        )
     return {
-        "source": src, "features": which, "train_data": train_data, "test_data": test_data,
+        "source": src,
+        "features": which,
+        "train_data": train_data,
+        "test_data": test_data,
         "image_size": int(train.meta.get("image_size") or image_size or arch.image_size),
-        "n_train": int(train.feats.shape[0]), "n_test": int(test.feats.shape[0]), "feature_dim": int(train.feats.shape[1]),
+        "n_train": int(train.feats.shape[0]),
+        "n_test": int(test.feats.shape[0]),
+        "feature_dim": int(train.feats.shape[1]),
         "classes": [train.classes[c] for c in plan.classes] if train.classes else plan.classes,
-        "sizes": plan.sizes, "requested_sizes": plan.requested, "max_per_class": plan.max_per_class,
-        "capped": plan.capped, "repeats": plan.repeats, "subset": plan.subset, "seed": seed,
-        "selection": enc.selection, "val_size": enc.val_size, "knn_k": knn_k, "probe": enc.probe,
-        "table": _table(enc, base), "encoder": enc.to_dict(), "random_init": base.to_dict() if base else None,
-        "supervised": None, "timing_s": {"features": t_feats, "probe": t_probe, "total": time.time() - t0},
+        "sizes": plan.sizes,
+        "requested_sizes": plan.requested,
+        "max_per_class": plan.max_per_class,
+        "capped": plan.capped,
+        "repeats": plan.repeats,
+        "subset": plan.subset,
+        "seed": seed,
+        "selection": enc.selection,
+        "val_size": enc.val_size,
+        "knn_k": knn_k,
+        "probe": enc.probe,
+        "table": _table(enc, base),
+        "encoder": enc.to_dict(),
+        "random_init": base.to_dict() if base else None,
+        "supervised": None,
+        "timing_s": {"features": t_feats, "probe": t_probe, "total": time.time() - t0},
         "created_at": time.time(),
     }

@@ -61,9 +61,15 @@ def _umap(x: np.ndarray, dims: int, seed: int | None, n_epochs: int | None = Non
         warnings.filterwarnings("ignore", message=".*n_jobs.*")  # random_state forces one thread, by design
         warnings.filterwarnings("ignore", message=".*spectral initialisation.*")
         reducer = umap.UMAP(
-            n_neighbors=min(UMAP_NEIGHBOURS, x.shape[0] - 1), n_components=dims, metric="cosine", min_dist=0.1,
-            random_state=seed, n_jobs=1 if seed is not None else -1, n_epochs=n_epochs,
-            init="spectral" if x.shape[0] > 4 * UMAP_NEIGHBOURS else "random", force_approximation_algorithm=approx,
+            n_neighbors=min(UMAP_NEIGHBOURS, x.shape[0] - 1),
+            n_components=dims,
+            metric="cosine",
+            min_dist=0.1,
+            random_state=seed,
+            n_jobs=1 if seed is not None else -1,
+            n_epochs=n_epochs,
+            init="spectral" if x.shape[0] > 4 * UMAP_NEIGHBOURS else "random",
+            force_approximation_algorithm=approx,
         )
         coords = reducer.fit_transform(x)
     _umap_ready.set()
@@ -126,8 +132,12 @@ class EmbeddingTable:
         """One dict per point (for CSV/DataFrame): index, label, class, x, y[, z]."""
         axes = "xyz"[: self.dims]
         return [
-            {"index": int(i), "label": int(y), "class": self.classes[y] if 0 <= y < len(self.classes) else "",
-             **{a: float(c[j]) for j, a in enumerate(axes)}}
+            {
+                "index": int(i),
+                "label": int(y),
+                "class": self.classes[y] if 0 <= y < len(self.classes) else "",
+                **{a: float(c[j]) for j, a in enumerate(axes)},
+            }
             for i, y, c in zip(self.indices, self.labels, self.coords, strict=True)
         ]
 
@@ -153,8 +163,9 @@ def embedding_table(
         if path.is_file():
             try:
                 with np.load(path) as z:
-                    return EmbeddingTable(z["coords"], z["labels"], z["indices"], list(fs.classes), method, dims,
-                                          fs.spec, cached=True)
+                    return EmbeddingTable(
+                        z["coords"], z["labels"], z["indices"], list(fs.classes), method, dims, fs.spec, cached=True
+                    )
             except (OSError, ValueError, KeyError):
                 path.unlink(missing_ok=True)
     coords = project(fs.feats[torch.from_numpy(idx)], method, dims, seed)

@@ -147,8 +147,10 @@ class Run:
         """status.json with the liveness check applied: a dead writer reads ``interrupted``."""
         status = self.raw_status()
         if not status:
-            return {"state": "interrupted" if self.config_path.exists() else "failed",
-                    "message": "status.json is missing"}
+            return {
+                "state": "interrupted" if self.config_path.exists() else "failed",
+                "message": "status.json is missing",
+            }
         if status.get("state") in ACTIVE_STATES:
             reason = self._dead_writer_reason(status)
             if reason:
@@ -291,8 +293,18 @@ def create_run(
     run = Run(path)
     write_json_atomic(run.config_path, {"kind": kind, "name": name or path.name, "config": config, **(extra or {})})
     now = time.time()
-    run.write_status(state="queued", message="", epoch=0, step=0, total_steps=None, progress=0.0, eta_s=None,
-                     created_at=now, started_at=None, finished_at=None)
+    run.write_status(
+        state="queued",
+        message="",
+        epoch=0,
+        step=0,
+        total_steps=None,
+        progress=0.0,
+        eta_s=None,
+        created_at=now,
+        started_at=None,
+        finished_at=None,
+    )
     return run
 
 

@@ -101,8 +101,16 @@ def _device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, size: int, mean: tuple[float, ...],
-             std: tuple[float, ...], device: torch.device, batch_size: int = 256) -> float:
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    size: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    device: torch.device,
+    batch_size: int = 256,
+) -> float:
     """Accuracy on ``images (N, 3, H, W) uint8`` resized to ``size`` and normalised, without augmentation."""
     model.eval()
     m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
@@ -159,8 +167,14 @@ def prepare_supervised(cfg: SupervisedConfig, subsets: dict[int, torch.Tensor] |
     test_idx = torch.nonzero(test_t >= 0).flatten()
     if test_idx.numel() == 0:
         raise ConfigError(f"{cfg.test_data!r} shares no class with {cfg.train_data!r}")
-    return SupervisedData(train.images, lut[labels.clamp(-1, max(classes) + 1)], subsets, test.images[test_idx],
-                          test_t[test_idx], [train.classes[c] for c in classes])
+    return SupervisedData(
+        train.images,
+        lut[labels.clamp(-1, max(classes) + 1)],
+        subsets,
+        test.images[test_idx],
+        test_t[test_idx],
+        [train.classes[c] for c in classes],
+    )
 
 
 def train_supervised(
@@ -220,27 +234,63 @@ def train_supervised(
             if budget_s is not None and elapsed >= budget_s:
                 planned = epoch  # the budget is spent: end here and evaluate
             seen = max(1, (b + 1) * bs)
-            run.append_metrics([{"step": step, "epoch": epoch, "time": time.time(), "size": size,
-                                 "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen,
-                                 "lr": opt.param_groups[0]["lr"]}])
+            run.append_metrics(
+                [
+                    {
+                        "step": step,
+                        "epoch": epoch,
+                        "time": time.time(),
+                        "size": size,
+                        "train_loss": float(loss_sum) / seen,
+                        "train_acc": int(correct) / seen,
+                        "lr": opt.param_groups[0]["lr"],
+                    }
+                ]
+            )
             done = (k + epoch / max(planned, 1)) / len(subsets)
-            run.write_status(epoch=epoch, step=step, progress=done,
-                             eta_s=(time.time() - t_job) * (1 - done) / max(done, 1e-6),
-                             message=f"{size} images/class: epoch {epoch}/{planned}")
+            run.write_status(
+                epoch=epoch,
+                step=step,
+                progress=done,
+                eta_s=(time.time() - t_job) * (1 - done) / max(done, 1e-6),
+                message=f"{size} images/class: epoch {epoch}/{planned}",
+            )
         run.write_status(message=f"{size} images/class: evaluating")
-        entry = {"size": size, "n_train": n, "epochs": epoch, "planned_epochs": planned,
-                 "stopped_early": stopped, "minutes": (time.time() - t_size) / 60,
-                 "train_acc": evaluate(model, images, y, cfg.image_size, aug.mean, aug.std, device),
-                 "test_acc": evaluate(model, test_images, test_y, cfg.image_size, aug.mean, aug.std, device)}
+        entry = {
+            "size": size,
+            "n_train": n,
+            "epochs": epoch,
+            "planned_epochs": planned,
+            "stopped_early": stopped,
+            "minutes": (time.time() - t_size) / 60,
+            "train_acc": evaluate(model, images, y, cfg.image_size, aug.mean, aug.std, device),
+            "test_acc": evaluate(model, test_images, test_y, cfg.image_size, aug.mean, aug.std, device),
+        }
         results.append(entry)
-        run.log(f"supervised {size}/class: train {entry['train_acc']:.4f} test {entry['test_acc']:.4f} "
-                f"after {epoch} epochs")
-        run.append_metrics([{"step": step, "epoch": epoch, "time": time.time(), "size": size,
-                             "train_acc_final": entry["train_acc"], "test_acc": entry["test_acc"]}])
+        run.log(
+            f"supervised {size}/class: train {entry['train_acc']:.4f} test {entry['test_acc']:.4f} after {epoch} epochs"
+        )
+        run.append_metrics(
+            [
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "time": time.time(),
+                    "size": size,
+                    "train_acc_final": entry["train_acc"],
+                    "test_acc": entry["test_acc"],
+                }
+            ]
+        )
         if stop.is_set():
             break
-    out = {"kind": "supervised", "results": results, "classes": classes, "config": cfg.to_dict(),
-           "test_size": int(test_y.numel())}
+    out = {
+        "kind": "supervised",
+        "results": results,
+        "classes": classes,
+        "config": cfg.to_dict(),
+        "test_size": int(test_y.numel()),
+    }
     run.write_json("results.json", out)
     return out
 
@@ -253,8 +303,13 @@ class SupervisedJob(BackgroundJob):
     current step, evaluates and writes results.json; failures land in status.json and train.log.
     """
 
-    def __init__(self, cfg: SupervisedConfig, runs_root: str | Path = "runs", name: str | None = None,
-                 subsets: dict[int, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: SupervisedConfig,
+        runs_root: str | Path = "runs",
+        name: str | None = None,
+        subsets: dict[int, torch.Tensor] | None = None,
+    ) -> None:
         super().__init__()
         self.cfg, self.runs_root, self.name, self._subsets = cfg, runs_root, name, subsets
         self.run: Run | None = None
@@ -270,8 +325,13 @@ class SupervisedJob(BackgroundJob):
                 self.result = train_supervised(self.cfg, run, data, self.stop_event)
                 state = "stopped" if self.stop_event.is_set() else "finished"
                 accs = [r["test_acc"] for r in self.result["results"]]
-                run.write_status(state=state, progress=1.0, eta_s=0, finished_at=time.time(),
-                                 message=f"test accuracy {max(accs):.4f}" if accs else "stopped before any model")
+                run.write_status(
+                    state=state,
+                    progress=1.0,
+                    eta_s=0,
+                    finished_at=time.time(),
+                    message=f"test accuracy {max(accs):.4f}" if accs else "stopped before any model",
+                )
             except BaseException as err:  # recorded for the dashboard; the thread must not die silently
                 run.log(traceback.format_exc())
                 run.write_status(state="failed", message=f"{type(err).__name__}: {err}"[:500], finished_at=time.time())

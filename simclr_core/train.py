@@ -87,7 +87,10 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 def env_global_rank() -> int:
     """This process's global rank as launchers announce it before any process group exists."""
     for key in ("RANK", "SLURM_PROCID"):
-        if os.environ.get(key, "").isdigit() and int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1"))) > 1:
+        if (
+            os.environ.get(key, "").isdigit()
+            and int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1"))) > 1
+        ):
             return int(os.environ[key])
     return int(os.environ.get("LOCAL_RANK", "0") or 0)
 
@@ -117,7 +120,9 @@ class EpochBatches(Sampler[torch.Tensor]):
     ``world`` (wrapping), dealt round-robin, split into balanced batches of at most ``batch``.
     """
 
-    def __init__(self, n: int, batch: int, *, shuffle: bool, seed: int = 0, world: int = 1, rank: int | None = None) -> None:
+    def __init__(
+        self, n: int, batch: int, *, shuffle: bool, seed: int = 0, world: int = 1, rank: int | None = None
+    ) -> None:
         self.n, self.batch, self.shuffle, self.seed, self.world = n, batch, shuffle, seed, world
         self._rank = rank
         self.epoch = 0
@@ -253,16 +258,33 @@ def prepare(config: TrainConfig, data_progress: Callable[..., None] | None = Non
             raise ConfigError(f"validation data {val_spec!r} has fewer than 2 labelled images; give a labelled split")
     if mask is None and config.monitor == "knn_acc":
         raise ConfigError("monitor knn_acc needs labelled validation data (--val-data); use --monitor val_acc_top5")
-    return Prepared(config, train_set, images, val_images, val_labels, mask, val_spec, accelerator, devices,
-                    precision, world, per_device)
+    return Prepared(
+        config,
+        train_set,
+        images,
+        val_images,
+        val_labels,
+        mask,
+        val_spec,
+        accelerator,
+        devices,
+        precision,
+        world,
+        per_device,
+    )
 
 
 # -- recording ------------------------------------------------------------------------------------
 def _versions() -> dict[str, str]:
     import numpy
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "pytorch_lightning": pl.__version__, "numpy": numpy.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "pytorch_lightning": pl.__version__,
+        "numpy": numpy.__version__,
+    }
 
 
 def _device_description(accelerator: str) -> str:
@@ -274,8 +296,13 @@ def _device_description(accelerator: str) -> str:
 class RunRecorder(pl.Callback):
     """Writes the run directory from inside the Trainer; decides when to stop (same decision on all ranks)."""
 
-    def __init__(self, run: Run | None, config: TrainConfig, stop_event: threading.Event | None = None,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        run: Run | None,
+        config: TrainConfig,
+        stop_event: threading.Event | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         self.run = run
         self.config = config
         self.stop_event = stop_event or threading.Event()
@@ -309,8 +336,15 @@ class RunRecorder(pl.Callback):
             eta = rate * max(0, total - step)
             if self.deadline is not None:
                 eta = min(eta, max(0.0, self.deadline - now))
-        status = self.run.write_status(epoch=trainer.current_epoch, epochs=self.config.epochs, step=step,
-                                       total_steps=total, progress=min(1.0, step / total), eta_s=eta, **fields)
+        status = self.run.write_status(
+            epoch=trainer.current_epoch,
+            epochs=self.config.epochs,
+            step=step,
+            total_steps=total,
+            progress=min(1.0, step / total),
+            eta_s=eta,
+            **fields,
+        )
         if self.progress:
             self.progress(status)
 
@@ -327,14 +361,22 @@ class RunRecorder(pl.Callback):
         self.window_start = (end_step, end_time)
         rows = []
         for (step, epoch, t, _, lr), vals in zip(pending, values, strict=True):
-            row = {"step": step, "epoch": epoch, "time": t, **dict(zip(TRAIN_METRICS, vals, strict=True)),
-                   "lr": lr, "views_per_s": speed}
+            row = {
+                "step": step,
+                "epoch": epoch,
+                "time": t,
+                **dict(zip(TRAIN_METRICS, vals, strict=True)),
+                "lr": lr,
+                "views_per_s": speed,
+            }
             rows.append(row)
             if not math.isfinite(vals[0]) and self.stop_reason != "nan":
                 self.stop_reason = "nan"
-                self.message = (f"the loss became {'NaN' if math.isnan(vals[0]) else 'infinite'} at step {step} "
-                                f"(lr {lr:.3g}), so training stopped; lower --lr (or use --precision 32 instead of "
-                                "16-mixed). last.ckpt keeps the last state saved before it")
+                self.message = (
+                    f"the loss became {'NaN' if math.isnan(vals[0]) else 'infinite'} at step {step} "
+                    f"(lr {lr:.3g}), so training stopped; lower --lr (or use --precision 32 instead of "
+                    "16-mixed). last.ckpt keeps the last state saved before it"
+                )
         if self._is_writer(trainer):
             self.run.append_metrics(rows)
             self._tensorboard(rows)
@@ -395,11 +437,20 @@ class RunRecorder(pl.Callback):
         self.window_start = self.session_start
         if self._is_writer(trainer):
             raw = self.run.raw_status()
-            self._status(trainer, force=True, state="running", message="training", pid=os.getpid(),
-                         host=socket.gethostname(), started_at=raw.get("started_at") or time.time(), finished_at=None)
+            self._status(
+                trainer,
+                force=True,
+                state="running",
+                message="training",
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                started_at=raw.get("started_at") or time.time(),
+                finished_at=None,
+            )
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         metrics = getattr(pl_module, "last_train_metrics", None)
         if metrics is not None and trainer.is_global_zero:  # only rank 0 flushes; elsewhere this would only grow
             lr = trainer.optimizers[0].param_groups[0]["lr"]
@@ -449,8 +500,16 @@ class RunRecorder(pl.Callback):
             self.best = value
             self.save(trainer, "best")
             if self._is_writer(trainer):
-                self._status(trainer, force=True, best={"metric": self.config.monitor, "value": value,
-                                                        "epoch": trainer.current_epoch, "step": trainer.global_step})
+                self._status(
+                    trainer,
+                    force=True,
+                    best={
+                        "metric": self.config.monitor,
+                        "value": value,
+                        "epoch": trainer.current_epoch,
+                        "step": trainer.global_step,
+                    },
+                )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
@@ -505,13 +564,15 @@ def build_trainer(prepared: Prepared, recorder: RunRecorder, run: Run | None, pr
 def _loaders(prepared: Prepared) -> tuple[DataLoader, DataLoader | None]:
     cfg = prepared.config
     pin = prepared.accelerator == "gpu"
-    train_sampler = EpochBatches(len(prepared.train_images), prepared.per_device_batch, shuffle=True, seed=cfg.seed,
-                                 world=prepared.world)
+    train_sampler = EpochBatches(
+        len(prepared.train_images), prepared.per_device_batch, shuffle=True, seed=cfg.seed, world=prepared.world
+    )
     train = _loader(UInt8Images(prepared.train_images), train_sampler, pin)
     val = None
     if prepared.val_images is not None:
-        val_sampler = EpochBatches(len(prepared.val_images), prepared.per_device_batch, shuffle=False,
-                                   world=prepared.world)
+        val_sampler = EpochBatches(
+            len(prepared.val_images), prepared.per_device_batch, shuffle=False, world=prepared.world
+        )
         val = _loader(UInt8Images(prepared.val_images, prepared.val_labels), val_sampler, pin)
     return train, val
 
@@ -533,20 +594,27 @@ def open_for_resume(run_dir: str | Path) -> tuple[Run, TrainConfig, Path]:
         raise ConfigError(f"run {run.id} is still {state} (pid {run.raw_status().get('pid')}); stop it first")
     ckpt = run.checkpoint("last")
     if ckpt is None:
-        raise ConfigError(f"run {run.id} has no checkpoints/last.ckpt yet (it stopped before its first save); "
-                          "start a new run instead")
+        raise ConfigError(
+            f"run {run.id} has no checkpoints/last.ckpt yet (it stopped before its first save); start a new run instead"
+        )
     return run, TrainConfig.from_dict(run.train_config), ckpt
 
 
 def _run_extra(prepared: Prepared) -> dict[str, Any]:
-    return {"versions": _versions(), "device": _device_description(prepared.accelerator),
-            "precision": prepared.precision, "world_size": prepared.world,
-            "per_device_batch": prepared.per_device_batch, "train_images": len(prepared.train_images),
-            "val_data": prepared.val_spec}
+    return {
+        "versions": _versions(),
+        "device": _device_description(prepared.accelerator),
+        "precision": prepared.precision,
+        "world_size": prepared.world,
+        "per_device_batch": prepared.per_device_batch,
+        "train_images": len(prepared.train_images),
+        "val_data": prepared.val_spec,
+    }
 
 
-def _resolve(config: TrainConfig | None, resume: str | Path | None,
-             overrides: dict[str, Any] | None) -> tuple[TrainConfig, Run | None, Path | None]:
+def _resolve(
+    config: TrainConfig | None, resume: str | Path | None, overrides: dict[str, Any] | None
+) -> tuple[TrainConfig, Run | None, Path | None]:
     """(config, run to resume or None, its last.ckpt or None), with ``overrides`` applied."""
     run = ckpt = None
     if resume is not None:
@@ -562,8 +630,9 @@ def _resolve(config: TrainConfig | None, resume: str | Path | None,
     return config, run, ckpt
 
 
-def _open_run(prepared: Prepared, runs_root: str | Path, name: str | None, resumed: Run | None,
-              ckpt: Path | None) -> Run | None:
+def _open_run(
+    prepared: Prepared, runs_root: str | Path, name: str | None, resumed: Run | None, ckpt: Path | None
+) -> Run | None:
     """The run this process writes: a new one, the resumed one (metrics cut at the checkpoint), or None."""
     if env_global_rank() > 0:
         return None  # rank 0 writes (torchrun/SLURM ranks never learn its directory); this one only computes
@@ -572,13 +641,16 @@ def _open_run(prepared: Prepared, runs_root: str | Path, name: str | None, resum
     assert ckpt is not None
     step = _checkpoint_step(ckpt)
     dropped = resumed.truncate_metrics(step)
-    resumed.log(f"resuming from {ckpt.name} at step {step}" + (f"; dropped {dropped} metric rows past it" if dropped else ""))
+    resumed.log(
+        f"resuming from {ckpt.name} at step {step}" + (f"; dropped {dropped} metric rows past it" if dropped else "")
+    )
     cfg_json = dict(resumed.config)
     if cfg_json.get("config") != prepared.config.to_dict():
         cfg_json["config"] = prepared.config.to_dict()
         write_json_atomic(resumed.config_path, cfg_json)
-    resumed.write_status(state="queued", message="resuming", pid=os.getpid(), host=socket.gethostname(),
-                         finished_at=None)
+    resumed.write_status(
+        state="queued", message="resuming", pid=os.getpid(), host=socket.gethostname(), finished_at=None
+    )
     return resumed
 
 
@@ -613,8 +685,14 @@ def train(
     return Run(os.environ[RUN_DIR_ENV]) if os.environ.get(RUN_DIR_ENV) else None
 
 
-def _fit(prepared: Prepared, run: Run | None, ckpt_path: Path | None, stop_event: threading.Event | None,
-         progress: Progress | None, progress_bar: bool) -> None:
+def _fit(
+    prepared: Prepared,
+    run: Run | None,
+    ckpt_path: Path | None,
+    stop_event: threading.Event | None,
+    progress: Progress | None,
+    progress_bar: bool,
+) -> None:
     cfg = prepared.config
     recorder = RunRecorder(run, cfg, stop_event, progress)
     previous_best = run.raw_status().get("best") if run is not None else None
@@ -629,9 +707,11 @@ def _fit(prepared: Prepared, run: Run | None, ckpt_path: Path | None, stop_event
         module.global_batch = cfg.batch_size
         module.knn_query_mask = prepared.knn_mask
         if run is not None:
-            run.log(f"start: {cfg.data} ({len(prepared.train_images)} images), val {prepared.val_spec}, "
-                    f"{prepared.accelerator} x{prepared.world}, precision {prepared.precision}, "
-                    f"batch {cfg.batch_size} global = {prepared.per_device_batch} per device")
+            run.log(
+                f"start: {cfg.data} ({len(prepared.train_images)} images), val {prepared.val_spec}, "
+                f"{prepared.accelerator} x{prepared.world}, precision {prepared.precision}, "
+                f"batch {cfg.batch_size} global = {prepared.per_device_batch} per device"
+            )
             if prepared.world > 1 and RUN_DIR_ENV not in os.environ:
                 os.environ[RUN_DIR_ENV] = str(run.path)
                 set_env = True
@@ -660,16 +740,28 @@ def _final_status(run: Run, recorder: RunRecorder, trainer: pl.Trainer) -> None:
     if reason == "nan":
         state, message = "failed", recorder.message
     elif reason == "user":
-        state, message = "stopped", f"stopped by request at epoch {epochs_done}, step {trainer.global_step}; resume to continue"
+        state, message = (
+            "stopped",
+            f"stopped by request at epoch {epochs_done}, step {trainer.global_step}; resume to continue",
+        )
     elif reason == "time":
-        state, message = "finished", f"time budget of {cfg.max_minutes:g} min reached at epoch {epochs_done}, step {trainer.global_step}"
+        state, message = (
+            "finished",
+            f"time budget of {cfg.max_minutes:g} min reached at epoch {epochs_done}, step {trainer.global_step}",
+        )
     else:
         state, message = "finished", f"completed {cfg.epochs} epochs ({trainer.global_step} steps)"
     if recorder.best is not None:
         message += f"; best {cfg.monitor} {recorder.best:.4f}"
     run.log(f"{state}: {message}")
-    run.write_status(state=state, message=message, step=trainer.global_step, finished_at=time.time(), eta_s=0.0,
-                     progress=1.0 if state == "finished" and reason is None else run.raw_status().get("progress"))
+    run.write_status(
+        state=state,
+        message=message,
+        step=trainer.global_step,
+        finished_at=time.time(),
+        eta_s=0.0,
+        progress=1.0 if state == "finished" and reason is None else run.raw_status().get("progress"),
+    )
 
 
 # -- background job -------------------------------------------------------------------------------
@@ -682,8 +774,14 @@ class TrainingJob(BackgroundJob):
     status.json (failed, with the message) and train.log (traceback); ``error`` keeps the exception.
     """
 
-    def __init__(self, config: TrainConfig | None = None, runs_root: str | Path = "runs", name: str | None = None,
-                 resume: str | Path | None = None, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig | None = None,
+        runs_root: str | Path = "runs",
+        name: str | None = None,
+        resume: str | Path | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.config, self.runs_root, self.name, self.resume, self.overrides = config, runs_root, name, resume, overrides
         self.run: Run | None = None
@@ -720,5 +818,3 @@ def install_stop_signals(stop_event: threading.Event) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
-
-

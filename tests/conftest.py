@@ -37,8 +37,16 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from simclr_core.train import train
 
     config = TrainConfig(
-        data="shapes:unlabeled", image_size=32, small_input=True, limit_images=192, val_limit=100,
-        batch_size=64, epochs=2, aug=augmentation_preset("tutorial", 32), precision="32", seed=0,
+        data="shapes:unlabeled",
+        image_size=32,
+        small_input=True,
+        limit_images=192,
+        val_limit=100,
+        batch_size=64,
+        epochs=2,
+        aug=augmentation_preset("tutorial", 32),
+        precision="32",
+        seed=0,
     )
     run = train(config, tmp_path_factory.mktemp("tiny_runs"), name="tiny")
     assert run.status()["state"] == "finished", run.status()

@@ -22,6 +22,7 @@ from simclr_core import augment as A
 from simclr_core.config import PRESETS, AugmentationConfig, ConfigError, augmentation_preset, load_augmentation
 
 PLAIN = {"flip_p": 0.0, "jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0}
+FUSED = pytest.mark.parametrize("fused", [True, False], ids=["fused-cpu-kernel", "torch-ops"])
 
 
 def _images(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -145,12 +146,15 @@ def test_params_reproducible_and_describable() -> None:
     ],
 )
 @pytest.mark.parametrize("flip", [False, True])
-def test_crop_resize_matches_resized_crop(in_hw: tuple[int, int], box: tuple, out: int, flip: bool) -> None:
+@FUSED
+def test_crop_resize_matches_resized_crop(
+    in_hw: tuple[int, int], box: tuple, out: int, flip: bool, fused: bool
+) -> None:
     """Upscaling, downscaling with antialiasing and identity, with and without the flip before it."""
     images = _images(2, *in_hw)
     cfg = AugmentationConfig(crop_size=out, **PLAIN)
     params = _fixed(2, cfg, in_hw, crop=list(box), flip=flip)
-    ours = _unnormalise(A.apply(images, params, cfg))
+    ours = _unnormalise(A.apply(images, params, cfg, fused=fused))
     src = TF.hflip(images) if flip else images
     ref = TF.resized_crop(src.float(), *box, [out, out], antialias=True) / 255
     assert (ours - ref).abs().max() < 1e-5
@@ -173,7 +177,8 @@ def test_crop_resize_matches_resized_crop(in_hw: tuple[int, int], box: tuple, ou
         (3, -0.37, TF.adjust_hue),
     ],
 )
-def test_each_jitter_op_matches_functional(op: int, factor: float, reference) -> None:
+@FUSED
+def test_each_jitter_op_matches_functional(op: int, factor: float, reference, fused: bool) -> None:
     strengths = {"jitter_brightness": 0.0, "jitter_contrast": 0.0, "jitter_saturation": 0.0, "jitter_hue": 0.0}
     strengths[f"jitter_{A.JITTER_OPS[op]}"] = 0.5
     cfg = AugmentationConfig(crop_size=24, **{**PLAIN, "jitter_p": 1.0}, **strengths)
@@ -182,18 +187,19 @@ def test_each_jitter_op_matches_functional(op: int, factor: float, reference) ->
     factors[:, 3] = 0
     factors[:, op] = factor
     params = _fixed(3, cfg, (24, 24), crop=[0, 0, 24, 24], jitter=True, jitter_factors=factors)
-    ours = _unnormalise(A.apply(images, params, cfg))
+    ours = _unnormalise(A.apply(images, params, cfg, fused=fused))
     ref = torch.stack([reference(img.float() / 255, factor) for img in images])
     assert (ours - ref).abs().max() < 1e-5
 
 
-def test_jitter_follows_each_views_op_order() -> None:
+@FUSED
+def test_jitter_follows_each_views_op_order(fused: bool) -> None:
     cfg = AugmentationConfig(crop_size=24, jitter_p=1.0, flip_p=0.0, grayscale_p=0.0, blur_p=0.0, jitter_hue=0.3)
     images = _images(1, 24, 24, seed=9).expand(24, -1, -1, -1).contiguous()
     factors = torch.tensor([1.3, 0.6, 1.8, 0.25]).expand(24, 4)
     orders = torch.tensor(list(__import__("itertools").permutations(range(4))))
     params = _fixed(24, cfg, (24, 24), crop=[0, 0, 24, 24], jitter=True, jitter_factors=factors, jitter_order=orders)
-    ours = _unnormalise(A.apply(images, params, cfg, chunk=5))
+    ours = _unnormalise(A.apply(images, params, cfg, chunk=5, fused=fused))
     functional = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
     for i, order in enumerate(orders.tolist()):
         ref = images[i].float() / 255
@@ -203,14 +209,15 @@ def test_jitter_follows_each_views_op_order() -> None:
     assert (ours[0] - ours[23]).abs().max() > 0.05  # the order matters, so this test can fail
 
 
-def test_grayscale_and_blur_match_functional() -> None:
+@FUSED
+def test_grayscale_and_blur_match_functional(fused: bool) -> None:
     cfg = AugmentationConfig(crop_size=32, flip_p=0.0, jitter_p=0.0, grayscale_p=0.5, blur_p=0.5)
     images = _images(4, 32, 32, seed=2)
     params = _fixed(
         4, cfg, (32, 32), crop=[0, 0, 32, 32], gray=[True, False, True, False], blur=[True, True, False, False]
     )
     params.sigma = torch.tensor([0.3, 1.7, 1.0, 1.0])
-    ours = _unnormalise(A.apply(images, params, cfg))
+    ours = _unnormalise(A.apply(images, params, cfg, fused=fused))
     for i in range(4):
         ref = images[i].float() / 255
         if params.gray[i]:
@@ -221,13 +228,14 @@ def test_grayscale_and_blur_match_functional() -> None:
     assert (ours[1] - images[1].float() / 255).abs().max() > 0.05  # blur did something
 
 
-def test_full_pipeline_matches_functional_composition() -> None:
+@FUSED
+def test_full_pipeline_matches_functional_composition(fused: bool) -> None:
     cfg = AugmentationConfig(crop_size=40)
     images = _images(6, 56, 72, seed=7)
     params = A.sample_params(12, cfg, (56, 72), torch.Generator().manual_seed(8))
     params.jitter[:] = True
     params.gray[:3] = True
-    ours = _unnormalise(A.apply(images, params, cfg))
+    ours = _unnormalise(A.apply(images, params, cfg, fused=fused))
     functional = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
     for r in range(12):
         d = params.describe(r)
@@ -240,6 +248,26 @@ def test_full_pipeline_matches_functional_composition() -> None:
         x = TF.rgb_to_grayscale(x, num_output_channels=3) if d["grayscale"] else x
         x = TF.gaussian_blur(x, [9, 9], [d["sigma"]] * 2) if d["blur"] else x
         assert (ours[r] - x).abs().max() < 5e-5, r
+
+
+@pytest.mark.parametrize(("preset", "in_size", "out"), [("tutorial", 96, 96), ("tutorial", 96, 32), ("simclr", 40, 64)])
+def test_fused_kernel_matches_the_torch_ops(preset: str, in_size: int, out: int) -> None:
+    """The CPU kernel and the batched torch ops (the CUDA path) make the same views from the same draws."""
+    cfg = augmentation_preset(preset, crop_size=out)
+    images = _images(16, in_size, in_size, seed=21)
+    params = A.sample_params(64, cfg, (in_size, in_size), torch.Generator().manual_seed(22))
+    fused = A.apply(images, params, cfg, fused=True)
+    torch_ops = A.apply(images, params, cfg, fused=False)
+    assert (fused - torch_ops).abs().max() < 1e-4
+    assert fused.std() > 0.1  # real views, not a constant
+
+
+def test_fused_kernel_refuses_a_blur_wider_than_the_view() -> None:
+    cfg = AugmentationConfig(crop_size=96, blur_p=1.0, blur_kernel=9)
+    images = _images(2, 32, 32)
+    params = A.sample_params(2, cfg, (32, 32), torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="too large"):
+        A.apply(images, params, cfg, out_size=4)
 
 
 # ---------------------------------------------------------------- batching, views, stages, grid
@@ -269,7 +297,10 @@ def test_seed_reproduces_views_and_chunks_do_not_matter() -> None:
     params = A.sample_params(30, cfg, (32, 32), torch.Generator().manual_seed(13))
     one = A.apply(images, params, cfg, chunk=1000, threads=1)
     many = A.apply(images, params, cfg, chunk=4, threads=2)
-    assert torch.allclose(one, many, atol=1e-6)
+    assert torch.equal(one, many)
+    one_ops = A.apply(images, params, cfg, chunk=1000, threads=1, fused=False)
+    many_ops = A.apply(images, params, cfg, chunk=4, threads=2, fused=False)
+    assert torch.allclose(one_ops, many_ops, atol=1e-6)
     assert one.min() >= -1 - 1e-5 and one.max() <= 1 + 1e-5
 
 

@@ -55,10 +55,23 @@ def test_quick_suite_writes_well_formed_tables_and_keeps_notes(tmp_path, capsys)
 def test_writing_one_section_keeps_the_others_and_their_targets():
     machine = {"cpu": "test"}
     order = ["train", "loss"]
-    first = report.merge("", [core.Section("train", "1. Train", ["a"], [["1"]], checks=[core.Check("t", "3x", ">= 3x", True)]),
-                              core.Section("loss", "2. Loss", ["b"], [["old"]])], machine, order, quick=False)
-    second = report.merge(first, [core.Section("loss", "2. Loss", ["b"], [["new"]],
-                                               checks=[core.Check("l", "9x", ">= 100x", False)])], machine, order, False)
+    first = report.merge(
+        "",
+        [
+            core.Section("train", "1. Train", ["a"], [["1"]], checks=[core.Check("t", "3x", ">= 3x", True)]),
+            core.Section("loss", "2. Loss", ["b"], [["old"]]),
+        ],
+        machine,
+        order,
+        quick=False,
+    )
+    second = report.merge(
+        first,
+        [core.Section("loss", "2. Loss", ["b"], [["new"]], checks=[core.Check("l", "9x", ">= 100x", False)])],
+        machine,
+        order,
+        False,
+    )
     assert "| old |" not in second and "| new |" in second and "## 1. Train" in second
     assert second.index("## 1. Train") < second.index("## 2. Loss")
     targets = _tables(second.split("## Targets")[1])[0]
@@ -74,7 +87,9 @@ def test_unknown_section_is_a_user_error(capsys):
 def test_child_peak_memory_is_its_own_not_the_parents():
     """Linux hands a forking parent's high-water RSS to its child; the launcher must hide ours (> 500 MiB here)."""
     big = bytearray(600 * 2**20)
-    code = "import json, resource; print(json.dumps({'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    code = (
+        "import json, resource; print(json.dumps({'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    )
     res = core.run_json([sys.executable, "-c", code], timeout=60, what="rss probe")
     assert len(big) and res["rss"] < 300
     assert res[core.PEAK_KEY] is not None and res[core.PEAK_KEY] < 300

@@ -76,8 +76,9 @@ def prepared(data_root: Path) -> train_mod.Prepared:
 
 
 @pytest.mark.parametrize("env", LAUNCHER_ENVS, ids=["torchrun", "slurm", "lightning"])
-def test_ranks_above_zero_never_create_a_run_directory(env: dict[str, str], prepared: train_mod.Prepared,
-                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ranks_above_zero_never_create_a_run_directory(
+    env: dict[str, str], prepared: train_mod.Prepared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Whatever launched the processes, only rank 0 creates a run (torchrun/SLURM ranks get no $SIMCLR_RUN_DIR)."""
     for key in _RANK_VARS:
         monkeypatch.delenv(key, raising=False)
@@ -93,8 +94,15 @@ def test_ranks_above_zero_never_create_a_run_directory(env: dict[str, str], prep
 
 
 def test_dashboard_job_refuses_ddp_before_creating_anything(tmp_path: Path, data_root: Path) -> None:
-    config = TrainConfig(data="shapes:unlabeled?n=8", val_data="shapes:train?n=1", image_size=32, batch_size=4,
-                         devices=2, strategy="ddp", device="cpu")
+    config = TrainConfig(
+        data="shapes:unlabeled?n=8",
+        val_data="shapes:train?n=1",
+        image_size=32,
+        batch_size=4,
+        devices=2,
+        strategy="ddp",
+        device="cpu",
+    )
     with pytest.raises(ConfigError, match="cannot start inside the dashboard"):
         train_mod.TrainingJob(config, tmp_path / "runs").start()
     assert not (tmp_path / "runs").exists()

@@ -111,7 +111,9 @@ def test_ddp_equals_single_process(ranks: list[dict], n_views: int, mode: str) -
         if mode == "full_gather":
             torch.testing.assert_close(got["local_loss"], ref["loss"], rtol=1e-5, atol=1e-6)
         # Summed backward: each rank's projections get W times their single-device gradient ...
-        torch.testing.assert_close(got["z_grad"], WORLD * _local_rows(ref["z_grad"], rank, n_views), rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(
+            got["z_grad"], WORLD * _local_rows(ref["z_grad"], rank, n_views), rtol=1e-4, atol=1e-7
+        )
         # ... so that after DDP's averaging the parameters get exactly the single-device gradient.
         for p_got, p_ref in zip(got["param_grads"], ref["param_grads"], strict=True):
             torch.testing.assert_close(p_got, p_ref, rtol=1e-4, atol=1e-7)

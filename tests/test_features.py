@@ -95,8 +95,29 @@ def test_resolve_source_of_a_run(tmp_path: Path) -> None:
 @pytest.mark.skipif(not TUTORIAL_SCRIPT.is_file(), reason="tutorial reference script not present")
 def test_tutorial_checkpoint_gives_features(tmp_path: Path) -> None:
     ckpt = tmp_path / "SimCLR.ckpt"
-    subprocess.run([sys.executable, str(TUTORIAL_SCRIPT), "--steps", "1", "--batch", "8", "--images", "32", "--res",
-                    "32", "--workers", "0", "--warmup", "1", "--save-ckpt", str(ckpt)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            str(TUTORIAL_SCRIPT),
+            "--steps",
+            "1",
+            "--batch",
+            "8",
+            "--images",
+            "32",
+            "--res",
+            "32",
+            "--workers",
+            "0",
+            "--warmup",
+            "1",
+            "--save-ckpt",
+            str(ckpt),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     fs = features_for(ckpt, SPEC, "h", image_size=32, device="cpu", cache_dir=tmp_path / "cache")
     assert fs.feats.shape == (30, 512) and torch.isfinite(fs.feats).all()
     assert fs.meta["source"]["checkpoint"] == str(ckpt.resolve())

@@ -31,10 +31,15 @@ def test_hand_checked_weighted_vote() -> None:
     assert knn_predict(BANK, BANK_LABELS, QUERY, k=50, temperature=10.0).tolist() == [1]
 
 
-def _brute_force(bank: torch.Tensor, labels: torch.Tensor, queries: torch.Tensor, k: int, t: float, c: int) -> list[int]:
+def _brute_force(
+    bank: torch.Tensor, labels: torch.Tensor, queries: torch.Tensor, k: int, t: float, c: int
+) -> list[int]:
     out = []
     for q in queries:
-        sims = [(torch.nn.functional.cosine_similarity(q, b, dim=0).item(), int(y)) for b, y in zip(bank, labels, strict=True)]
+        sims = [
+            (torch.nn.functional.cosine_similarity(q, b, dim=0).item(), int(y))
+            for b, y in zip(bank, labels, strict=True)
+        ]
         sims.sort(key=lambda s: -s[0])
         votes = [0.0] * c
         for s, y in sims[:k]:

@@ -156,24 +156,33 @@ def test_train_page_shows_the_run_live_and_compares(with_run: Path) -> None:
 
 
 def test_embeddings_map_and_selection(with_run: Path) -> None:
-    at = page("embeddings", **{"keep.emb_split": "other", "keep.emb_other": "shapes:test?n=5",
-                               "keep.emb_method": "PCA 2-D"})
+    at = page(
+        "embeddings", **{"keep.emb_split": "other", "keep.emb_other": "shapes:test?n=5", "keep.emb_method": "PCA 2-D"}
+    )
     assert not at.error, [e.value for e in at.error]
     assert at.get("plotly_chart"), "no scatter"
     assert "%" in next(m for m in at.metric if m.label.startswith("kNN")).value
 
 
 def test_embeddings_bad_spec_is_a_message(with_run: Path) -> None:
-    at = page("embeddings", **{"keep.emb_split": "other", "keep.emb_other": "/no/such/folder",
-                               "keep.emb_method": "PCA 2-D"})
+    at = page(
+        "embeddings", **{"keep.emb_split": "other", "keep.emb_other": "/no/such/folder", "keep.emb_method": "PCA 2-D"}
+    )
     assert any("no such file or folder" in e.value for e in at.error)
 
 
 def test_probe_runs_in_background_and_shows_the_figure(with_run: Path) -> None:
     from pages import ui
 
-    at = page("probe", **{"keep.probe_sizes": [1, 2], "keep.probe_repeats": 2,
-                          "keep.probe_train": "shapes:train?n=4", "keep.probe_test": "shapes:test?n=5"})
+    at = page(
+        "probe",
+        **{
+            "keep.probe_sizes": [1, 2],
+            "keep.probe_repeats": 2,
+            "keep.probe_train": "shapes:train?n=4",
+            "keep.probe_test": "shapes:test?n=5",
+        },
+    )
     at.button(key="btn.probe").click().run()
     assert not at.exception
     task = ui.jobs().tasks["probe"]
@@ -191,8 +200,10 @@ def test_probe_runs_in_background_and_shows_the_figure(with_run: Path) -> None:
 
 
 def test_corrupt_checkpoint_upload_is_refused_with_a_message(runs_root: Path) -> None:
-    at = page("embeddings", **{"keep.emb_source": "Checkpoint file", "keep.emb_split": "other",
-                               "keep.emb_other": "shapes:test?n=3"})
+    at = page(
+        "embeddings",
+        **{"keep.emb_source": "Checkpoint file", "keep.emb_split": "other", "keep.emb_other": "shapes:test?n=3"},
+    )
     at.file_uploader(key="upload.ckpt").upload("SimCLR.ckpt", b"\x00 definitely not a checkpoint").run()
     assert not at.exception
     assert any("not a readable PyTorch checkpoint" in e.value for e in at.error), [e.value for e in at.error]
@@ -207,7 +218,8 @@ def test_upload_that_is_not_an_image_is_reported(runs_root: Path) -> None:
     Image.new("RGB", (40, 30), (200, 30, 30)).save(png, format="PNG")
     at = page("augment", **{"keep.aug_source": "Upload"})
     at.file_uploader(key="upload.aug_images").set_value(
-        [("red.png", png.getvalue(), "image/png"), ("notes.png", b"hello, not a picture", "image/png")]).run()
+        [("red.png", png.getvalue(), "image/png"), ("notes.png", b"hello, not a picture", "image/png")]
+    ).run()
     assert not at.exception
     assert any("notes.png" in w.value for w in at.warning)
     assert images(at), "the good image should still be shown"

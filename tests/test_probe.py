@@ -90,9 +90,27 @@ def test_bad_settings_raise_config_errors() -> None:
 
 
 def test_cli_probe_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["probe", "--random-init", "--image-size", "32", "--train-data", "shapes:train?n=10",
-                 "--test-data", "shapes:test?n=5", "--sizes", "5,50", "--repeats", "2", "--epochs", "10",
-                 "--device", "cpu", "--json"])
+    code = main(
+        [
+            "probe",
+            "--random-init",
+            "--image-size",
+            "32",
+            "--train-data",
+            "shapes:train?n=10",
+            "--test-data",
+            "shapes:test?n=5",
+            "--sizes",
+            "5,50",
+            "--repeats",
+            "2",
+            "--epochs",
+            "10",
+            "--device",
+            "cpu",
+            "--json",
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["source"]["kind"] == "random_init" and report["n_train"] == 100 and report["n_test"] == 50
@@ -112,9 +130,27 @@ def test_cli_probe_on_a_run_writes_probe_json(tmp_path: Path, capsys: pytest.Cap
     from test_features import make_run
 
     make_run(tmp_path / "run")
-    code = main(["probe", "--run", str(tmp_path / "run"), "--train-data", "shapes:train?n=6", "--test-data",
-                 "shapes:test?n=3", "--sizes", "2,6", "--repeats", "2", "--epochs", "5", "--subset", "first",
-                 "--device", "cpu"])
+    code = main(
+        [
+            "probe",
+            "--run",
+            str(tmp_path / "run"),
+            "--train-data",
+            "shapes:train?n=6",
+            "--test-data",
+            "shapes:test?n=3",
+            "--sizes",
+            "2,6",
+            "--repeats",
+            "2",
+            "--epochs",
+            "5",
+            "--subset",
+            "first",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     stored = json.loads((tmp_path / "run" / "probe.json").read_text())
     assert stored["source"]["kind"] == "checkpoint" and stored["source"]["run"] == str((tmp_path / "run").resolve())
@@ -128,8 +164,28 @@ def test_probe_on_a_trained_run(tiny_run: Path, tmp_path: Path, capsys: pytest.C
     import shutil
 
     run = shutil.copytree(tiny_run, tmp_path / "run")
-    code = main(["probe", "--run", str(run), "--which", "best", "--train-data", "shapes:train?n=8", "--test-data",
-                 "shapes:test?n=4", "--sizes", "4,8", "--repeats", "2", "--epochs", "10", "--device", "cpu", "--json"])
+    code = main(
+        [
+            "probe",
+            "--run",
+            str(run),
+            "--which",
+            "best",
+            "--train-data",
+            "shapes:train?n=8",
+            "--test-data",
+            "shapes:test?n=4",
+            "--sizes",
+            "4,8",
+            "--repeats",
+            "2",
+            "--epochs",
+            "10",
+            "--device",
+            "cpu",
+            "--json",
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["source"]["format"] == "simclr_studio" and report["source"]["checkpoint"].endswith("best.ckpt")
@@ -153,7 +209,8 @@ def test_short_simclr_run_beats_random_init(tmp_path: Path) -> None:
 
     config = replace(cpu_demo_config(), epochs=10, max_minutes=None, val_limit=200, precision="32", seed=0)
     run = train(config, tmp_path / "runs", name="short")
-    report = probe_report(run.checkpoint("last"), "shapes:train?n=200", "shapes:test?n=200", sizes=(10, 100),
-                          repeats=3, device="cpu")
+    report = probe_report(
+        run.checkpoint("last"), "shapes:train?n=200", "shapes:test?n=200", sizes=(10, 100), repeats=3, device="cpu"
+    )
     for row in report["table"]:
         assert row["probe_test_acc_mean"] > row["random_probe_test_acc_mean"] + 0.02, row

@@ -81,8 +81,18 @@ def test_cli_embed_writes_csv_and_npz(tmp_path: Path) -> None:
 
     from simclr_core.__main__ import main
 
-    args = ["embed", "--random-init", "--image-size", "32", "--data", "shapes:test?n=3", "--method", "pca",
-            "--device", "cpu"]
+    args = [
+        "embed",
+        "--random-init",
+        "--image-size",
+        "32",
+        "--data",
+        "shapes:test?n=3",
+        "--method",
+        "pca",
+        "--device",
+        "cpu",
+    ]
     assert main([*args, "--out", str(tmp_path / "e.csv")]) == 0
     with open(tmp_path / "e.csv") as fh:
         rows = list(csv.DictReader(fh))

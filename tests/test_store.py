@@ -42,8 +42,12 @@ def test_run_ids_are_unique_and_listed_newest_first(tmp_path: Path) -> None:
 
 def test_metrics_reader_skips_a_half_written_last_line(tmp_path: Path) -> None:
     run = create_run(tmp_path, {})
-    run.append_metrics([{"step": 1, "epoch": 0, "time": 1.0, "train_loss": 2.5},
-                        {"step": 2, "epoch": 0, "time": 2.0, "train_loss": float("nan")}])
+    run.append_metrics(
+        [
+            {"step": 1, "epoch": 0, "time": 1.0, "train_loss": 2.5},
+            {"step": 2, "epoch": 0, "time": 2.0, "train_loss": float("nan")},
+        ]
+    )
     with open(run.metrics_path, "a") as fh:
         fh.write('{"step": 3, "epoch": 0, "tr')  # a writer killed mid-line
     rows, offset = run.read_metrics(0)

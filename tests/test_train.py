@@ -32,8 +32,17 @@ TUTORIAL = ROOT.parent / "shared" / "bench" / "tutorial_reference.py"
 
 def quick_config(**kw: object) -> TrainConfig:
     """Cheapest config that still exercises everything: 128 images, 4 steps per epoch."""
-    base = dict(data="shapes:unlabeled", image_size=32, small_input=False, limit_images=128, batch_size=32,
-                epochs=2, val_limit=60, precision="32", seed=1)
+    base = dict(
+        data="shapes:unlabeled",
+        image_size=32,
+        small_input=False,
+        limit_images=128,
+        batch_size=32,
+        epochs=2,
+        val_limit=60,
+        precision="32",
+        seed=1,
+    )
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
 
@@ -65,8 +74,16 @@ def test_tiny_run_writes_the_run_directory_contract(tiny_run: Path) -> None:
     rows = train_rows(run)
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     for r in rows:
-        assert {"epoch", "time", "train_loss", "train_acc_top1", "train_acc_top5", "train_acc_mean_pos", "lr",
-                "views_per_s"} <= set(r)
+        assert {
+            "epoch",
+            "time",
+            "train_loss",
+            "train_acc_top1",
+            "train_acc_top5",
+            "train_acc_mean_pos",
+            "lr",
+            "views_per_s",
+        } <= set(r)
         assert r["views_per_s"] > 0 and 0 <= r["train_acc_top1"] <= r["train_acc_top5"] <= 1
     assert rows[0]["lr"] > rows[-1]["lr"] >= 5e-4 / 50 * 0.999  # cosine down to lr/50
     vals = val_rows(run)
@@ -134,13 +151,37 @@ def test_stop_then_resume_continues_the_curve(tmp_path: Path) -> None:
 
 
 def test_sigkill_mid_run_reads_interrupted_and_resumes(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "simclr_core", "train", "--data", "shapes:unlabeled", "--image-size", "32",
-           "--limit-images", "64", "--batch-size", "32", "--epochs", "30", "--val-limit", "20",
-           "--precision", "32", "--runs-dir", str(tmp_path), "--name", "victim", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "simclr_core",
+        "train",
+        "--data",
+        "shapes:unlabeled",
+        "--image-size",
+        "32",
+        "--limit-images",
+        "64",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "30",
+        "--val-limit",
+        "20",
+        "--precision",
+        "32",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "victim",
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
     try:
-        wait_for(lambda: list_runs(tmp_path) and list_runs(tmp_path)[0].checkpoint("last") is not None,
-                 what="the first last.ckpt")
+        wait_for(
+            lambda: list_runs(tmp_path) and list_runs(tmp_path)[0].checkpoint("last") is not None,
+            what="the first last.ckpt",
+        )
         run = list_runs(tmp_path)[0]
         saved = load_checkpoint(run.checkpoint("last")).global_step
         wait_for(lambda: any(r.get("step", 0) > saved for r in run.metrics()), what="a step past the checkpoint")
@@ -199,8 +240,19 @@ def test_invalid_settings_are_refused_before_a_run_exists(tmp_path: Path, change
 
 
 def test_cli_refuses_bad_settings_with_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code = cli_main(["train", "--data", "shapes:unlabeled", "--image-size", "32", "--temperature", "-1",
-                     "--runs-dir", str(tmp_path)])
+    code = cli_main(
+        [
+            "train",
+            "--data",
+            "shapes:unlabeled",
+            "--image-size",
+            "32",
+            "--temperature",
+            "-1",
+            "--runs-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 2 and "temperature" in capsys.readouterr().err
     assert cli_main(["train", "--resume", str(tmp_path / "nope")]) == 2
 
@@ -229,9 +281,29 @@ def test_epoch_batches_shard_without_overlap_and_reshuffle() -> None:
 @pytest.mark.skipif(not TUTORIAL.is_file(), reason="../shared/bench/tutorial_reference.py not present")
 def test_tutorial_layout_checkpoint_loads(tmp_path: Path) -> None:
     ckpt = tmp_path / "SimCLR.ckpt"
-    subprocess.run([sys.executable, str(TUTORIAL), "--steps", "1", "--warmup", "1", "--batch", "8", "--images", "32",
-                    "--res", "32", "--workers", "0", "--save-ckpt", str(ckpt)], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            str(TUTORIAL),
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--batch",
+            "8",
+            "--images",
+            "32",
+            "--res",
+            "32",
+            "--workers",
+            "0",
+            "--save-ckpt",
+            str(ckpt),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     loaded = load_checkpoint(ckpt)
     assert loaded.source == "tutorial" and loaded.hparams["hidden_dim"] == 128
     raw = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]

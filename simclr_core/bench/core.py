@@ -170,8 +170,15 @@ def run_json(cmd: list[str], timeout: float, what: str) -> dict[str, Any]:
 
     The result gains ``proc_peak_rss_mib``: the peak RSS of that process (the largest of its tree).
     """
-    proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env(), cwd=ROOT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCH, *cmd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except BaseException:  # timeout or Ctrl-C: the measured grandchild must not outlive us

@@ -45,8 +45,9 @@ def _png(grid: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def measure_preview(res: int, images: int, views: int, repeats: int, device: str = "auto",
-                    reference: bool = True) -> dict[str, Any]:
+def measure_preview(
+    res: int, images: int, views: int, repeats: int, device: str = "auto", reference: bool = True
+) -> dict[str, Any]:
     """(fresh process) Seconds for one preview grid (new seed each time), ours and the tutorial's way."""
     from simclr_core.augment import preview_grid
     from simclr_core.config import augmentation_preset
@@ -118,8 +119,14 @@ def _seed_probe(x: torch.Tensor, y: torch.Tensor, epochs: int = 100) -> None:
         sched.step()
 
 
-def measure_probe(sizes: list[int], repeats: int, per_class_train: int, per_class_test: int, device: str = "auto",
-                  reference: bool = True) -> dict[str, Any]:
+def measure_probe(
+    sizes: list[int],
+    repeats: int,
+    per_class_train: int,
+    per_class_test: int,
+    device: str = "auto",
+    reference: bool = True,
+) -> dict[str, Any]:
     """(fresh process) Seconds for a whole probe sweep on (N, 512) features; the seed's loop for comparison."""
     from simclr_core.probe import make_plan, probe_sweep
 
@@ -134,8 +141,11 @@ def measure_probe(sizes: list[int], repeats: int, per_class_train: int, per_clas
     dev = resolve_device(device)
     t0 = time.perf_counter()
     result = probe_sweep(xtr, ytr, xte, yte, sizes=sizes, repeats=repeats, device=dev)
-    out = {"ours_s": time.perf_counter() - t0, "runs": len(result.rows),
-           "test_acc_at_max": result.summary[-1].get("test_acc_mean")}
+    out = {
+        "ours_s": time.perf_counter() - t0,
+        "runs": len(result.rows),
+        "test_acc_at_max": result.summary[-1].get("test_acc_mean"),
+    }
     if reference:
         plan = make_plan(ytr, sizes, repeats, "random", 0.0, 0)
         t0 = time.perf_counter()
@@ -182,53 +192,122 @@ def first_point_config(preset: str, device: str = "auto") -> Any:
     from simclr_core.config import AugmentationConfig, TrainConfig
 
     if preset == "demo":
-        return TrainConfig(data="shapes:unlabeled", image_size=32, small_input=True, batch_size=128, epochs=5,
-                           max_minutes=4.0, lr=1e-3, warmup_epochs=0.5, limit_images=5000, val_limit=1000,
-                           aug=AugmentationConfig(crop_size=32, blur_kernel=3), device=device)
+        return TrainConfig(
+            data="shapes:unlabeled",
+            image_size=32,
+            small_input=True,
+            batch_size=128,
+            epochs=5,
+            max_minutes=4.0,
+            lr=1e-3,
+            warmup_epochs=0.5,
+            limit_images=5000,
+            val_limit=1000,
+            aug=AugmentationConfig(crop_size=32, blur_kernel=3),
+            device=device,
+        )
     if preset == "tiny":
-        return TrainConfig(data="shapes:unlabeled?n=64", image_size=32, batch_size=16, epochs=1, val_limit=20,
-                           aug=AugmentationConfig(crop_size=32, blur_kernel=3), device=device)
+        return TrainConfig(
+            data="shapes:unlabeled?n=64",
+            image_size=32,
+            batch_size=16,
+            epochs=1,
+            val_limit=20,
+            aug=AugmentationConfig(crop_size=32, blur_kernel=3),
+            device=device,
+        )
     return TrainConfig(data="shapes:unlabeled", device=device)
 
 
 def run(opts: Options) -> Section:
     quick = opts.quick
-    section = Section("dashboard", "4. What a dashboard user waits for",
-                      ["action", "ours s", "other way s", "other way", "speed-up"])
+    section = Section(
+        "dashboard", "4. What a dashboard user waits for", ["action", "ours s", "other way s", "other way", "speed-up"]
+    )
     rep = 3 if quick else opts.repeats
     res = 32 if quick else 96
     pv = run_worker("preview", res=res, images=6, views=2, repeats=rep, device=opts.device, reference=opts.reference)
     r = ratio(pv["ours_s"], pv.get("tutorial_s"), False)
-    section.rows.append([f"Augment: 6 x 2 preview grid at {res}x{res} (views + PNG)", fmt(pv["ours_s"]),
-                         fmt(pv.get("tutorial_s")), "tutorial per-image PIL + make_grid", fmt_ratio(r)])
-    section.checks.append(Check(f"preview grid 6 x 2 at {res}x{res}", f"{fmt(pv['ours_s'])} s", "< 0.3 s",
-                                pv["ours_s"] < 0.3))
-    for n in ([500] if quick else [5000, 20000]):
+    section.rows.append(
+        [
+            f"Augment: 6 x 2 preview grid at {res}x{res} (views + PNG)",
+            fmt(pv["ours_s"]),
+            fmt(pv.get("tutorial_s")),
+            "tutorial per-image PIL + make_grid",
+            fmt_ratio(r),
+        ]
+    )
+    section.checks.append(
+        Check(f"preview grid 6 x 2 at {res}x{res}", f"{fmt(pv['ours_s'])} s", "< 0.3 s", pv["ours_s"] < 0.3)
+    )
+    for n in [500] if quick else [5000, 20000]:
         um = run_worker("projection", n=n, method="umap", repeats=1 if quick or n > 5000 else 2, timeout=1800)
-        section.rows.append([f"Embeddings: UMAP 2-D of {n:,} points, warm (after the app's warm-up)",
-                             fmt(um["warm_s"]), fmt(um["cold_s"]), "cold: fresh process, numba compile",
-                             fmt_ratio(ratio(um["warm_s"], um["cold_s"], False))])
+        section.rows.append(
+            [
+                f"Embeddings: UMAP 2-D of {n:,} points, warm (after the app's warm-up)",
+                fmt(um["warm_s"]),
+                fmt(um["cold_s"]),
+                "cold: fresh process, numba compile",
+                fmt_ratio(ratio(um["warm_s"], um["cold_s"], False)),
+            ]
+        )
     n = 2000 if quick else 20000
     pca = run_worker("projection", n=n, method="pca", repeats=rep)
-    section.rows.append([f"Embeddings: PCA 2-D of {n:,} points (warm)", fmt(pca["warm_s"]), fmt(pca["sklearn_s"]),
-                         "scikit-learn PCA", fmt_ratio(ratio(pca["warm_s"], pca["sklearn_s"], False))])
+    section.rows.append(
+        [
+            f"Embeddings: PCA 2-D of {n:,} points (warm)",
+            fmt(pca["warm_s"]),
+            fmt(pca["sklearn_s"]),
+            "scikit-learn PCA",
+            fmt_ratio(ratio(pca["warm_s"], pca["sklearn_s"], False)),
+        ]
+    )
     sizes, per_train, per_test = ([10, 20], 20, 20) if quick else ([10, 20, 50, 100, 200, 500], 500, 800)
-    pr = run_worker("probe", sizes=sizes, repeats=3, per_class_train=per_train, per_class_test=per_test,
-                    device=opts.device, reference=True, timeout=3600)
-    section.rows.append([f"Probe: sweep {'/'.join(map(str, sizes))} per class x 3 repeats, 100 epochs",
-                         fmt(pr["ours_s"]), fmt(pr.get("seed_s")), "the seed's loop, one run at a time",
-                         fmt_ratio(ratio(pr["ours_s"], pr.get("seed_s"), False))])
-    for preset in (["tiny"] if quick else ["demo", "tutorial"]):
+    pr = run_worker(
+        "probe",
+        sizes=sizes,
+        repeats=3,
+        per_class_train=per_train,
+        per_class_test=per_test,
+        device=opts.device,
+        reference=True,
+        timeout=3600,
+    )
+    section.rows.append(
+        [
+            f"Probe: sweep {'/'.join(map(str, sizes))} per class x 3 repeats, 100 epochs",
+            fmt(pr["ours_s"]),
+            fmt(pr.get("seed_s")),
+            "the seed's loop, one run at a time",
+            fmt_ratio(ratio(pr["ours_s"], pr.get("seed_s"), False)),
+        ]
+    )
+    for preset in ["tiny"] if quick else ["demo", "tutorial"]:
         fp = run_worker("first_point", preset=preset, device=opts.device, timeout=1800)
         cfg = first_point_config(preset)
-        label = {"tiny": "tiny smoke-test settings", "demo": "the CPU-friendly demo",
-                 "tutorial": "the seed's settings"}[preset]
-        section.rows.append([f"Train: Start -> first curve point ({label}: {cfg.image_size} px, batch {cfg.batch_size})",
-                             fmt(fp["first_point_s"]), "-", f"start() returned after {fmt(fp['start_returned_s'])} s",
-                             "-"])
+        label = {
+            "tiny": "tiny smoke-test settings",
+            "demo": "the CPU-friendly demo",
+            "tutorial": "the seed's settings",
+        }[preset]
+        section.rows.append(
+            [
+                f"Train: Start -> first curve point ({label}: {cfg.image_size} px, batch {cfg.batch_size})",
+                fmt(fp["first_point_s"]),
+                "-",
+                f"start() returned after {fmt(fp['start_returned_s'])} s",
+                "-",
+            ]
+        )
         if preset != "tutorial":
-            section.checks.append(Check(f"Start -> first curve point ({label})", f"{fmt(fp['first_point_s'])} s",
-                                        "< 15 s", fp["first_point_s"] < 15))
+            section.checks.append(
+                Check(
+                    f"Start -> first curve point ({label})",
+                    f"{fmt(fp['first_point_s'])} s",
+                    "< 15 s",
+                    fp["first_point_s"] < 15,
+                )
+            )
     section.notes += [
         f"Medians over {rep} repeats after warm-up, each figure in a fresh process; features are synthetic "
         f"({FEATURE_DIM}-d, {N_CLASSES} clusters); the probe uses STL10's split sizes (500 / 800 per class).",

@@ -110,13 +110,20 @@ def run(opts: Options) -> Section:
         if note:
             section.notes.append(f"N={batch}: {note}.")
         if batch == 1024:
-            section.checks.append(Check("loss at batch 1024: speed", fmt_ratio(speed), ">= 100x", None if speed is None else speed >= 100))
-            section.checks.append(Check("loss at batch 1024: peak memory", fmt_ratio(mem), ">= 10x less", None if mem is None else mem >= 10))
+            section.checks.append(
+                Check("loss at batch 1024: speed", fmt_ratio(speed), ">= 100x", None if speed is None else speed >= 100)
+            )
+            section.checks.append(
+                Check(
+                    "loss at batch 1024: peak memory", fmt_ratio(mem), ">= 10x less", None if mem is None else mem >= 10
+                )
+            )
     section.notes += [
         f"Both in float32 on the same features; ours on {device} (median of {max(3, opts.repeats * 2)} calls after 2 warm-ups), "
         "the tutorial's `--loss-only` on CPU (median over separate runs of 1 timed call after its own warm-up).",
         f"Peak memory = ru_maxrss of the measuring process minus that of an idle process with the same imports "
-        f"(ours {fmt(ours_idle)} MiB" + (f", tutorial {fmt(ref_idle)} MiB" if ref_idle else "")
+        f"(ours {fmt(ours_idle)} MiB"
+        + (f", tutorial {fmt(ref_idle)} MiB" if ref_idle else "")
         + f"); deltas under {MIB_FLOOR:.0f} MiB show as {MIB_FLOOR:.0f}."
         + (" On CUDA ours is torch.cuda.max_memory_allocated." if device.type == "cuda" else ""),
     ]

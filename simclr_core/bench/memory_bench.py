@@ -17,17 +17,34 @@ def run(opts: Options) -> Section:
     else:
         grid = [(96, 64), (96, 128), (96, 256), (64, 256), (128, 128)]
         warmup, steps = 1, 2
-    section = Section("memory", "5. Peak memory and growth with batch and image size (bf16 fast path)",
-                      ["image size", "batch", "s/step", "views/s", "peak RSS MiB", "over idle MiB"])
+    section = Section(
+        "memory",
+        "5. Peak memory and growth with batch and image size (bf16 fast path)",
+        ["image size", "batch", "s/step", "views/s", "peak RSS MiB", "over idle MiB"],
+    )
     idle = run_worker("train", idle=True)["peak_rss_mib"]
     over_by_cell: dict[tuple[int, int], float] = {}
     for res, batch in grid:
-        out = run_worker("train", image_size=res, batch=batch, warmup=warmup, steps=steps, precision="bf16-mixed",
-                         device=opts.device, timeout=1800)
+        out = run_worker(
+            "train",
+            image_size=res,
+            batch=batch,
+            warmup=warmup,
+            steps=steps,
+            precision="bf16-mixed",
+            device=opts.device,
+            timeout=1800,
+        )
         over = out["peak_rss_mib"] - idle
         over_by_cell[(res, batch)] = over
-        row = [str(res), str(batch), fmt(out["step_s_median"]), fmt(out["views_per_s"]), fmt(out["peak_rss_mib"]),
-               fmt(over)]
+        row = [
+            str(res),
+            str(batch),
+            fmt(out["step_s_median"]),
+            fmt(out["views_per_s"]),
+            fmt(out["peak_rss_mib"]),
+            fmt(over),
+        ]
         if "cuda_peak_mib" in out:
             row[4] += f" (CUDA {fmt(out['cuda_peak_mib'])})"
         section.rows.append(row)
@@ -40,6 +57,7 @@ def run(opts: Options) -> Section:
         cells = sorted((b, m) for (r, b), m in over_by_cell.items() if r == res)
         if len(cells) >= 2:
             (b0, m0), (b1, m1) = cells[0], cells[-1]
-            section.notes.append(f"At {res}x{res}: {fmt((m1 - m0) / (2 * (b1 - b0)))} MiB per extra view "
-                                 f"(batch {b0} -> {b1}).")
+            section.notes.append(
+                f"At {res}x{res}: {fmt((m1 - m0) / (2 * (b1 - b0)))} MiB per extra view (batch {b0} -> {b1})."
+            )
     return section

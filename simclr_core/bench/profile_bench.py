@@ -21,8 +21,13 @@ PHASES = ("augment", "forward", "loss", "backward", "optimizer")
 
 
 def measure(
-    image_size: int = 96, batch: int = 256, precision: str = "bf16-mixed", channels_last: bool = True,
-    steps: int = 3, device: str = "auto", top: int = 15,
+    image_size: int = 96,
+    batch: int = 256,
+    precision: str = "bf16-mixed",
+    channels_last: bool = True,
+    steps: int = 3,
+    device: str = "auto",
+    top: int = 15,
 ) -> dict[str, Any]:
     """(fresh process) Median seconds per phase over ``steps`` steps, then a profiled step's top ops."""
     from torch.profiler import ProfilerActivity, profile, record_function
@@ -32,8 +37,13 @@ def measure(
     from simclr_core.module import SimCLRModule
 
     dev = resolve_device(device)
-    cfg = TrainConfig(image_size=image_size, batch_size=batch, precision=precision, channels_last=channels_last,
-                      aug=AugmentationConfig(crop_size=image_size))
+    cfg = TrainConfig(
+        image_size=image_size,
+        batch_size=batch,
+        precision=precision,
+        channels_last=channels_last,
+        aug=AugmentationConfig(crop_size=image_size),
+    )
     module = SimCLRModule(cfg).to(dev)  # the product's network, layout and optimiser (configure_optimizers)
     net = module.net
     opt = module.configure_optimizers()["optimizer"]
@@ -87,14 +97,25 @@ def measure(
 
 def run(opts: Options) -> Section:
     res, batch = (32, 16) if opts.quick else (96, 256)
-    section = Section("profile", f"Profile of one training step ({res}x{res}, batch {batch}, {resolve_device(opts.device)})",
-                      ["precision", "channels_last", *PHASES, "total s", "views/s (step only)"])
+    section = Section(
+        "profile",
+        f"Profile of one training step ({res}x{res}, batch {batch}, {resolve_device(opts.device)})",
+        ["precision", "channels_last", *PHASES, "total s", "views/s (step only)"],
+    )
     for precision, cl in (("32", False), ("bf16-mixed", True)):
-        out = run_worker("profile", image_size=res, batch=batch, precision=precision, channels_last=cl,
-                         steps=2 if opts.quick else 3, device=opts.device)
+        out = run_worker(
+            "profile",
+            image_size=res,
+            batch=batch,
+            precision=precision,
+            channels_last=cl,
+            steps=2 if opts.quick else 3,
+            device=opts.device,
+        )
         total = sum(out["phases"].values())
-        section.rows.append([precision, str(cl), *(fmt(out["phases"][p]) for p in PHASES), fmt(total),
-                             fmt(2 * batch / total)])
+        section.rows.append(
+            [precision, str(cl), *(fmt(out["phases"][p]) for p in PHASES), fmt(total), fmt(2 * batch / total)]
+        )
         section.notes.append(f"top operators ({precision}, self time):\n\n```\n{out['table']}\n```")
     section.notes.insert(0, "Median seconds per phase over the timed steps, after a warm-up step.")
     return section

@@ -52,13 +52,17 @@ def _met(met: bool | None) -> str:
 
 
 def render_checks(checks: list[Check]) -> str:
-    return table(["target (issue 6)", "measured", "goal", "met"], [[c.name, c.measured, c.target, _met(c.met)] for c in checks])
+    return table(
+        ["target (issue 6)", "measured", "goal", "met"], [[c.name, c.measured, c.target, _met(c.met)] for c in checks]
+    )
 
 
 def _block(section: Section, quick: bool) -> str:
     checks = json.dumps([[c.name, c.measured, c.target, c.met] for c in section.checks])
-    return (f"<!-- bench:section {section.key} -->\n{render_section(section, quick)}"
-            f"<!-- bench:checks {checks} -->\n<!-- bench:end {section.key} -->")
+    return (
+        f"<!-- bench:section {section.key} -->\n{render_section(section, quick)}"
+        f"<!-- bench:checks {checks} -->\n<!-- bench:end {section.key} -->"
+    )
 
 
 def _checks_of(block: str) -> list[Check]:

@@ -82,9 +82,20 @@ def measure(
     n = batch * (warmup + steps)
     # The labelled split doubles as the (20-image) validation set, so no second dataset is held in memory.
     spec = f"shapes:train?n={-(-n // 10)}"
-    cfg = _config(data=spec, val_data=spec, image_size=image_size, batch_size=batch, epochs=1, limit_images=n,
-                  val_limit=20, precision=precision, channels_last=channels_last, small_input=small_input,
-                  device=device, seed=0)
+    cfg = _config(
+        data=spec,
+        val_data=spec,
+        image_size=image_size,
+        batch_size=batch,
+        epochs=1,
+        limit_images=n,
+        val_limit=20,
+        precision=precision,
+        channels_last=channels_last,
+        small_input=small_input,
+        device=device,
+        seed=0,
+    )
     from simclr_core.data import load_dataset
 
     load_dataset(spec, image_size)  # generate and cache the images before the clock matters
@@ -109,13 +120,30 @@ def measure(
 
 
 def measure_quality(
-    precision: str, seed: int, image_size: int = 32, batch: int = 128, steps_per_epoch: int = 10, epochs: int = 6,
-    val_limit: int = 2000, device: str = "auto",
+    precision: str,
+    seed: int,
+    image_size: int = 32,
+    batch: int = 128,
+    steps_per_epoch: int = 10,
+    epochs: int = 6,
+    val_limit: int = 2000,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """(fresh process) Final loss (mean of the last 5 steps) and kNN accuracy after a fixed number of steps."""
-    cfg = _config(data="shapes:unlabeled", image_size=image_size, batch_size=batch, epochs=epochs,
-                  limit_images=batch * steps_per_epoch, val_limit=val_limit, precision=precision, device=device,
-                  seed=seed, lr=1e-3, blur_kernel=3, monitor="knn_acc")
+    cfg = _config(
+        data="shapes:unlabeled",
+        image_size=image_size,
+        batch_size=batch,
+        epochs=epochs,
+        limit_images=batch * steps_per_epoch,
+        val_limit=val_limit,
+        precision=precision,
+        device=device,
+        seed=seed,
+        lr=1e-3,
+        blur_kernel=3,
+        monitor="knn_acc",
+    )
     steps_rows, val_rows, meta = _train_rows(cfg)
     knn = [r["knn_acc"] for r in val_rows if "knn_acc" in r]
     return {
@@ -128,15 +156,31 @@ def measure_quality(
 
 def _reference_train(opts: Options, res: int, batch: int, warmup: int, steps: int) -> dict[str, Any]:
     images = max(2048, batch * (warmup + steps))
-    return run_reference(["--res", str(res), "--batch", str(batch), "--images", str(images), "--steps", str(steps),
-                          "--warmup", str(warmup)], timeout=3600)
+    return run_reference(
+        [
+            "--res",
+            str(res),
+            "--batch",
+            str(batch),
+            "--images",
+            str(images),
+            "--steps",
+            str(steps),
+            "--warmup",
+            str(warmup),
+        ],
+        timeout=3600,
+    )
 
 
 def _quality(opts: Options, section: Section) -> None:
     """bf16 vs fp32 from the same seeds: the difference between precisions against the seed-to-seed spread."""
     kw = {"image_size": 32, "batch": 16, "steps_per_epoch": 2, "epochs": 1, "val_limit": 100} if opts.quick else {}
-    results = {(p, s): run_worker("quality", precision=p, seed=s, device=opts.device, **kw)
-               for p in ("32", "bf16-mixed") for s in QUALITY_SEEDS}
+    results = {
+        (p, s): run_worker("quality", precision=p, seed=s, device=opts.device, **kw)
+        for p in ("32", "bf16-mixed")
+        for s in QUALITY_SEEDS
+    }
     rows = []
     verdict = True
     for metric in ("loss", "knn_acc"):
@@ -152,17 +196,39 @@ def _quality(opts: Options, section: Section) -> None:
         noise = max(abs(fp32[0] - fp32[1]), abs(bf16[0] - bf16[1]))
         ok = abs(diff) <= noise
         verdict = verdict and ok
-        rows.append([metric, " / ".join(fmt(v) for v in fp32), " / ".join(fmt(v) for v in bf16), f"{diff:+.4f}",
-                     fmt(noise), "yes" if ok else "no"])
+        rows.append(
+            [
+                metric,
+                " / ".join(fmt(v) for v in fp32),
+                " / ".join(fmt(v) for v in bf16),
+                f"{diff:+.4f}",
+                fmt(noise),
+                "yes" if ok else "no",
+            ]
+        )
     steps = results[("32", QUALITY_SEEDS[0])]["steps"]
-    section.extra_tables.append((
-        f"Learning quality: {steps} steps on shapes, seeds {QUALITY_SEEDS[0]} and {QUALITY_SEEDS[1]}",
-        ["metric", "fp32 (per seed)", "bf16-mixed (per seed)", "mean bf16 - fp32", "seed-to-seed spread",
-         "within noise"],
-        rows,
-    ))
-    section.checks.append(Check("learning quality: bf16 within noise of fp32 (loss, kNN)",
-                                "yes" if verdict else "no", "|bf16 - fp32| <= seed spread", verdict))
+    section.extra_tables.append(
+        (
+            f"Learning quality: {steps} steps on shapes, seeds {QUALITY_SEEDS[0]} and {QUALITY_SEEDS[1]}",
+            [
+                "metric",
+                "fp32 (per seed)",
+                "bf16-mixed (per seed)",
+                "mean bf16 - fp32",
+                "seed-to-seed spread",
+                "within noise",
+            ],
+            rows,
+        )
+    )
+    section.checks.append(
+        Check(
+            "learning quality: bf16 within noise of fp32 (loss, kNN)",
+            "yes" if verdict else "no",
+            "|bf16 - fp32| <= seed spread",
+            verdict,
+        )
+    )
 
 
 def run(opts: Options) -> Section:
@@ -181,9 +247,17 @@ def run(opts: Options) -> Section:
     ref = None
     if opts.reference:
         ref = _reference_train(opts, res, batch, warmup, ref_steps)
-        section.rows.append([f"tutorial reference ({ref['workers']} DataLoader workers, PIL per image)",
-                             "32 (fp32)", fmt(ref["views_per_s"]), fmt(2 * batch / ref["views_per_s"]),
-                             _epoch(ref["views_per_s"]), fmt(ref[PEAK_KEY]), "1x"])
+        section.rows.append(
+            [
+                f"tutorial reference ({ref['workers']} DataLoader workers, PIL per image)",
+                "32 (fp32)",
+                fmt(ref["views_per_s"]),
+                fmt(2 * batch / ref["views_per_s"]),
+                _epoch(ref["views_per_s"]),
+                fmt(ref[PEAK_KEY]),
+                "1x",
+            ]
+        )
     variants = [
         ("ours, fp32, contiguous (NCHW)", {"precision": "32", "channels_last": False}),
         ("ours, fp32, channels_last", {"precision": "32", "channels_last": True}),
@@ -195,12 +269,27 @@ def run(opts: Options) -> Section:
     for label, kw in variants:
         res_ = run_worker("train", **common, **kw, timeout=3600)
         r = ratio(res_["views_per_s"], ref["views_per_s"] if ref else None, True)
-        section.rows.append([label, res_["precision"], fmt(res_["views_per_s"]), fmt(res_["step_s_median"]),
-                             _epoch(res_["views_per_s"]), fmt(res_[PEAK_KEY]), fmt_ratio(r)])
+        section.rows.append(
+            [
+                label,
+                res_["precision"],
+                fmt(res_["views_per_s"]),
+                fmt(res_["step_s_median"]),
+                _epoch(res_["views_per_s"]),
+                fmt(res_[PEAK_KEY]),
+                fmt_ratio(r),
+            ]
+        )
         fast = (res_, r)
     assert fast is not None
-    section.checks.append(Check("training throughput vs tutorial (bf16 fast path)", fmt_ratio(fast[1]), ">= 3.0x",
-                                None if fast[1] is None else fast[1] >= 3.0))
+    section.checks.append(
+        Check(
+            "training throughput vs tutorial (bf16 fast path)",
+            fmt_ratio(fast[1]),
+            ">= 3.0x",
+            None if fast[1] is None else fast[1] >= 3.0,
+        )
+    )
     section.notes += [
         f"Same model (torchvision ResNet-18 + 512-512-128 head), same image size and batch. Ours: `train.train` on "
         f"shapes, {warmup} warm-up + {steps} timed steps, rate over the timed window from metrics.jsonl step times; "

@@ -17,9 +17,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Each figure is measured next to its reference (../shared/bench/tutorial_reference.py) in the "
         "same run: a median over repeats after a warm-up, printed as markdown tables with the ratio.",
     )
-    p.add_argument("what", nargs="*", metavar="WHAT",
-                   help=f"sections to run: {', '.join(SECTIONS)} (default: all) or {', '.join(EXTRA)} "
-                   "(torch.profiler tables of the training step, on request only)")
+    p.add_argument(
+        "what",
+        nargs="*",
+        metavar="WHAT",
+        help=f"sections to run: {', '.join(SECTIONS)} (default: all) or {', '.join(EXTRA)} "
+        "(torch.profiler tables of the training step, on request only)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the suite runs, the figures mean nothing")
     p.add_argument("--out", metavar="FILE", help="write the tables to FILE (e.g. BENCHMARKS.md), keeping its notes")
     p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
@@ -34,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     what = args.what or list(SECTIONS)
     unknown = sorted(set(what) - set(SECTIONS) - set(EXTRA))
     if unknown:
-        raise ConfigError(f"unknown bench section(s) {', '.join(unknown)}; choose from {', '.join([*SECTIONS, *EXTRA])}")
+        raise ConfigError(
+            f"unknown bench section(s) {', '.join(unknown)}; choose from {', '.join([*SECTIONS, *EXTRA])}"
+        )
     if args.repeats < 1:
         raise ConfigError(f"--repeats must be at least 1, got {args.repeats}")
     opts = Options(quick=args.quick, device=args.device, reference=not args.no_reference, repeats=args.repeats)

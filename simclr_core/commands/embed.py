@@ -23,8 +23,12 @@ from simclr_core.config import ConfigError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("embed", help="UMAP/PCA/t-SNE coordinates of frozen features to CSV/NPZ",
-                              description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "embed",
+        help="UMAP/PCA/t-SNE coordinates of frozen features to CSV/NPZ",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_source_args(p)
     p.add_argument("--data", help="labelled dataset spec (default with --run: its source's test split)")
     p.add_argument("--method", choices=("umap", "pca", "tsne"), default="umap")
@@ -59,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    print(f"wrote {len(table.indices)} points ({args.method} {args.dims}-D of {args.features} features of {data}) "
-          f"to {out} in {time.time() - t0:.1f} s{' (cached)' if table.cached else ''}", file=sys.stderr)
+    print(
+        f"wrote {len(table.indices)} points ({args.method} {args.dims}-D of {args.features} features of {data}) "
+        f"to {out} in {time.time() - t0:.1f} s{' (cached)' if table.cached else ''}",
+        file=sys.stderr,
+    )
     return 0

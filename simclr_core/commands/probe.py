@@ -60,8 +60,12 @@ def add_source_args(p: argparse.ArgumentParser, random_init: bool = True) -> Non
     if random_init:
         src.add_argument("--random-init", action="store_true", help="a randomly initialised encoder (baseline)")
     p.add_argument("--which", choices=("last", "best"), default="last", help="checkpoint of --run (default last)")
-    p.add_argument("--features", choices=("h", "z"), default="h",
-                   help="h: backbone output (default, as the seed); z: projection head output")
+    p.add_argument(
+        "--features",
+        choices=("h", "z"),
+        default="h",
+        help="h: backbone output (default, as the seed); z: projection head output",
+    )
     p.add_argument("--image-size", type=int, help="encode at this side (default: the checkpoint's)")
     p.add_argument("--backbone", default="resnet18", help="architecture for --random-init")
     p.add_argument("--small-input", action="store_true", help="3x3 stem for 32 px inputs (--random-init)")
@@ -79,17 +83,33 @@ def source_from_args(args: argparse.Namespace) -> tuple[Any, Path | None]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("probe", help="linear probe vs labelled images per class, with baselines",
-                              description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "probe",
+        help="linear probe vs labelled images per class, with baselines",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_source_args(p)
-    p.add_argument("--train-data", help="labelled spec the subsets come from (default with --run: its source's train split)")
+    p.add_argument(
+        "--train-data", help="labelled spec the subsets come from (default with --run: its source's train split)"
+    )
     p.add_argument("--test-data", help="labelled spec for test accuracy (default with --run: its source's test split)")
-    p.add_argument("--sizes", type=_sizes, default=[10, 20, 50, 100, 200, 500], help="images per class (comma-separated)")
+    p.add_argument(
+        "--sizes", type=_sizes, default=[10, 20, 50, 100, 200, 500], help="images per class (comma-separated)"
+    )
     p.add_argument("--repeats", type=int, default=3, help="random subsets per size (mean and std)")
-    p.add_argument("--subset", choices=("random", "first"), default="random",
-                   help="random class-balanced subsets, or the seed's deterministic first k per class")
-    p.add_argument("--val-fraction", type=float, default=0.0,
-                   help="hold out this fraction of each training class to pick the best epoch (0: fixed 100 epochs)")
+    p.add_argument(
+        "--subset",
+        choices=("random", "first"),
+        default="random",
+        help="random class-balanced subsets, or the seed's deterministic first k per class",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.0,
+        help="hold out this fraction of each training class to pick the best epoch (0: fixed 100 epochs)",
+    )
     p.add_argument("--epochs", type=int, default=100, help="probe epochs (the seed: 100)")
     p.add_argument("--seed", type=int, default=0, help="subset and probe seed")
     p.add_argument("--knn-k", type=int, default=20, help="k of the cosine kNN baseline (0: skip it)")
@@ -104,17 +124,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def _print_table(report: dict[str, Any]) -> None:
-    cols = [("probe_test_acc", "probe"), ("knn_acc", "kNN"), ("random_probe_test_acc", "random probe"),
-            ("random_knn_acc", "random kNN")]
+    cols = [
+        ("probe_test_acc", "probe"),
+        ("knn_acc", "kNN"),
+        ("random_probe_test_acc", "random probe"),
+        ("random_knn_acc", "random kNN"),
+    ]
     cols = [(k, n) for k, n in cols if any(f"{k}_mean" in r for r in report["table"])]
     print(f"{'per class':>9}  " + "  ".join(f"{n:>15}" for _, n in cols))
     for row in report["table"]:
-        cells = [f"{100 * row[f'{k}_mean']:6.2f} ± {100 * row[f'{k}_std']:5.2f}" if f"{k}_mean" in row else " " * 15
-                 for k, _ in cols]
+        cells = [
+            f"{100 * row[f'{k}_mean']:6.2f} ± {100 * row[f'{k}_std']:5.2f}" if f"{k}_mean" in row else " " * 15
+            for k, _ in cols
+        ]
         print(f"{row['size']:>9}  " + "  ".join(cells))
     for s in (report.get("supervised") or {}).get("results", []):
-        print(f"supervised {s['size']}/class: test {100 * s['test_acc']:.2f}% (train {100 * s['train_acc']:.2f}%, "
-              f"{s['epochs']} epochs in {s['minutes']:.1f} min)")
+        print(
+            f"supervised {s['size']}/class: test {100 * s['test_acc']:.2f}% (train {100 * s['train_acc']:.2f}%, "
+            f"{s['epochs']} epochs in {s['minutes']:.1f} min)"
+        )
     if report["capped"]:
         print(f"note: sizes capped at {report['max_per_class']} images per class (what the split holds)")
 
@@ -126,15 +154,25 @@ def _supervised(args: argparse.Namespace, report: dict[str, Any], image_size: in
     from simclr_core.supervised import SupervisedConfig, SupervisedJob
 
     sizes = args.baseline_sizes or [max(report["sizes"])]
-    cfg = SupervisedConfig(train_data=report["train_data"], test_data=report["test_data"], sizes=sizes,
-                           subset=args.subset, val_fraction=args.val_fraction, seed=args.seed, image_size=image_size,
-                           backbone=arch.get("backbone", "resnet18"), small_input=bool(arch.get("small_input")),
-                           max_minutes=args.max_minutes, device=args.device or "auto")
+    cfg = SupervisedConfig(
+        train_data=report["train_data"],
+        test_data=report["test_data"],
+        sizes=sizes,
+        subset=args.subset,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        image_size=image_size,
+        backbone=arch.get("backbone", "resnet18"),
+        small_input=bool(arch.get("small_input")),
+        max_minutes=args.max_minutes,
+        device=args.device or "auto",
+    )
     from simclr_core.data import load_dataset
 
     labels = load_dataset(cfg.train_data, image_size=image_size).labels
-    plan = make_plan(torch.as_tensor(labels), sorted(set(sizes) | set(report["sizes"])), 1, args.subset,
-                     args.val_fraction, args.seed)
+    plan = make_plan(
+        torch.as_tensor(labels), sorted(set(sizes) | set(report["sizes"])), 1, args.subset, args.val_fraction, args.seed
+    )
     subsets = {min(s, plan.max_per_class): plan.subsets[(min(s, plan.max_per_class), 0)] for s in sizes}
     job = SupervisedJob(cfg, args.runs_dir, subsets=subsets).start()
     print(f"supervised baseline: {job.run.path} (budget {args.max_minutes} min)", file=sys.stderr)
@@ -147,8 +185,11 @@ def _supervised(args: argparse.Namespace, report: dict[str, Any], image_size: in
         job.join()
     if job.error is not None:
         raise job.error
-    return {"run": str(job.run.path), "results": job.result["results"] if job.result else [],
-            "max_minutes": args.max_minutes}
+    return {
+        "run": str(job.run.path),
+        "results": job.result["results"] if job.result else [],
+        "max_minutes": args.max_minutes,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -169,9 +210,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr)
 
     report = probe_report(
-        source, train_data, test_data, args.sizes, args.repeats, args.features, args.subset, args.val_fraction,
-        args.seed, args.knn_k or None, not args.no_random_baseline, args.image_size, args.device,
-        ProbeConfig(epochs=args.epochs), say,
+        source,
+        train_data,
+        test_data,
+        args.sizes,
+        args.repeats,
+        args.features,
+        args.subset,
+        args.val_fraction,
+        args.seed,
+        args.knn_k or None,
+        not args.no_random_baseline,
+        args.image_size,
+        args.device,
+        ProbeConfig(epochs=args.epochs),
+        say,
     )
     if args.baseline == "supervised":
         arch = source.__dict__ if isinstance(source, RandomInit) else load_checkpoint(source).hparams

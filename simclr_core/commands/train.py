@@ -30,37 +30,81 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     d = p.add_argument_group("data")
     d.add_argument("--data", default=None, metavar="SPEC", help=_DATA_HELP)
-    d.add_argument("--val-data", default=None, metavar="SPEC",
-                   help="labelled images for the per-epoch val_* metrics and the kNN monitor "
-                   "(default: the labelled train split of --data, e.g. shapes:train; never the test split)")
-    d.add_argument("--val-limit", type=int, default=None, metavar="N",
-                   help="use a class-balanced subset of N validation images (faster epochs on CPU)")
-    d.add_argument("--image-size", type=int, default=None, metavar="R",
-                   help=f"image side for decoding and views (default {_DEFAULTS.image_size}; 32 with --small-input)")
+    d.add_argument(
+        "--val-data",
+        default=None,
+        metavar="SPEC",
+        help="labelled images for the per-epoch val_* metrics and the kNN monitor "
+        "(default: the labelled train split of --data, e.g. shapes:train; never the test split)",
+    )
+    d.add_argument(
+        "--val-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use a class-balanced subset of N validation images (faster epochs on CPU)",
+    )
+    d.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        metavar="R",
+        help=f"image side for decoding and views (default {_DEFAULTS.image_size}; 32 with --small-input)",
+    )
     d.add_argument("--limit-images", type=int, default=None, metavar="N", help="train on the first N images only")
-    d.add_argument("--aug", default="tutorial", metavar="PRESET|FILE.json",
-                   help="augmentation preset (tutorial, simclr, baseline, none) or a JSON file saved by the dashboard")
+    d.add_argument(
+        "--aug",
+        default="tutorial",
+        metavar="PRESET|FILE.json",
+        help="augmentation preset (tutorial, simclr, baseline, none) or a JSON file saved by the dashboard",
+    )
     m = p.add_argument_group("model and optimisation")
     m.add_argument("--backbone", default=None, choices=BACKBONES, help=f"encoder f (default {_DEFAULTS.backbone})")
-    m.add_argument("--small-input", action="store_true", default=None,
-                   help="3x3 stride-1 first conv and no max-pool: for 32x32 images")
+    m.add_argument(
+        "--small-input",
+        action="store_true",
+        default=None,
+        help="3x3 stride-1 first conv and no max-pool: for 32x32 images",
+    )
     m.add_argument("--hidden-dim", type=int, default=None, help=f"projection size (default {_DEFAULTS.hidden_dim})")
-    m.add_argument("--epochs", type=int, default=None, help=f"epochs (default {_DEFAULTS.epochs}); with --resume, a new total")
-    m.add_argument("--max-minutes", type=float, default=None, metavar="M",
-                   help="wall-clock budget: the run ends cleanly as finished when it is used up")
-    m.add_argument("--batch-size", type=int, default=None, metavar="B",
-                   help=f"images per step over ALL devices (default {_DEFAULTS.batch_size}); each gives --n-views views")
+    m.add_argument(
+        "--epochs", type=int, default=None, help=f"epochs (default {_DEFAULTS.epochs}); with --resume, a new total"
+    )
+    m.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="wall-clock budget: the run ends cleanly as finished when it is used up",
+    )
+    m.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="B",
+        help=f"images per step over ALL devices (default {_DEFAULTS.batch_size}); each gives --n-views views",
+    )
     m.add_argument("--lr", type=float, default=None, help=f"AdamW learning rate (default {_DEFAULTS.lr})")
     m.add_argument("--scale-lr", action="store_true", default=None, help="multiply lr by batch_size/256")
     m.add_argument("--warmup-epochs", type=float, default=None, help="linear lr warm-up before the cosine (default 0)")
-    m.add_argument("--temperature", type=float, default=None, help=f"InfoNCE temperature (default {_DEFAULTS.temperature})")
-    m.add_argument("--weight-decay", type=float, default=None, help=f"AdamW weight decay (default {_DEFAULTS.weight_decay})")
+    m.add_argument(
+        "--temperature", type=float, default=None, help=f"InfoNCE temperature (default {_DEFAULTS.temperature})"
+    )
+    m.add_argument(
+        "--weight-decay", type=float, default=None, help=f"AdamW weight decay (default {_DEFAULTS.weight_decay})"
+    )
     m.add_argument("--n-views", type=int, default=None, help="augmented views per image (default 2)")
-    m.add_argument("--monitor", default=None, choices=MONITORS, help="metric that picks best.ckpt (default val_acc_top5)")
+    m.add_argument(
+        "--monitor", default=None, choices=MONITORS, help="metric that picks best.ckpt (default val_acc_top5)"
+    )
     m.add_argument("--seed", type=int, default=None, help=f"random seed (default {_DEFAULTS.seed})")
     h = p.add_argument_group("hardware")
-    h.add_argument("--precision", default=None, choices=PRECISIONS,
-                   help="auto: bf16-mixed where the device has fast bf16, else 32 (default auto)")
+    h.add_argument(
+        "--precision",
+        default=None,
+        choices=PRECISIONS,
+        help="auto: bf16-mixed where the device has fast bf16, else 32 (default auto)",
+    )
     h.add_argument("--device", default=None, help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     h.add_argument("--devices", type=int, default=None, help="processes per node for DDP (default 1)")
     h.add_argument("--num-nodes", type=int, default=None, help="nodes for DDP (default 1)")
@@ -68,17 +112,44 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     r = p.add_argument_group("run")
     r.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run directories go (default ./runs)")
     r.add_argument("--name", default=None, help="run name (the directory is <name>-<date>-<time>-<random>)")
-    r.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue a stopped/interrupted run from its last.ckpt (its config is reused; "
-                   "--epochs and --max-minutes may be changed)")
+    r.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue a stopped/interrupted run from its last.ckpt (its config is reused; "
+        "--epochs and --max-minutes may be changed)",
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.set_defaults(func=run)
     return p
 
 
-_FIELDS = ("data", "val_data", "val_limit", "image_size", "limit_images", "backbone", "small_input", "hidden_dim",
-           "epochs", "max_minutes", "batch_size", "lr", "scale_lr", "warmup_epochs", "temperature", "weight_decay",
-           "n_views", "monitor", "seed", "precision", "device", "devices", "num_nodes", "strategy")
+_FIELDS = (
+    "data",
+    "val_data",
+    "val_limit",
+    "image_size",
+    "limit_images",
+    "backbone",
+    "small_input",
+    "hidden_dim",
+    "epochs",
+    "max_minutes",
+    "batch_size",
+    "lr",
+    "scale_lr",
+    "warmup_epochs",
+    "temperature",
+    "weight_decay",
+    "n_views",
+    "monitor",
+    "seed",
+    "precision",
+    "device",
+    "devices",
+    "num_nodes",
+    "strategy",
+)
 _RESUME_FIELDS = ("epochs", "max_minutes")
 
 
@@ -97,8 +168,10 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         given = [k for k in _FIELDS if getattr(args, k) is not None and k not in _RESUME_FIELDS]
         if given:
-            raise ConfigError(f"--resume reuses the run's settings; only --epochs/--max-minutes may change "
-                              f"(got {', '.join('--' + k.replace('_', '-') for k in given)})")
+            raise ConfigError(
+                f"--resume reuses the run's settings; only --epochs/--max-minutes may change "
+                f"(got {', '.join('--' + k.replace('_', '-') for k in given)})"
+            )
         config = None
         overrides = {k: getattr(args, k) for k in _RESUME_FIELDS if getattr(args, k) is not None}
     else:
@@ -109,12 +182,23 @@ def run(args: argparse.Namespace) -> int:
 
     def announce(run_, prepared: Any) -> None:
         print(f"run directory: {run_.path}", flush=True)
-        print(f"data {prepared.config.data}: {len(prepared.train_images)} images, validation {prepared.val_spec}; "
-              f"{prepared.accelerator} x{prepared.world}, precision {prepared.precision}; batch "
-              f"{prepared.config.batch_size} global = {prepared.per_device_batch} per device", flush=True)
+        print(
+            f"data {prepared.config.data}: {len(prepared.train_images)} images, validation {prepared.val_spec}; "
+            f"{prepared.accelerator} x{prepared.world}, precision {prepared.precision}; batch "
+            f"{prepared.config.batch_size} global = {prepared.per_device_batch} per device",
+            flush=True,
+        )
 
-    result = train(config, args.runs_dir, name=args.name, resume=args.resume, stop_event=stop,
-                   overrides=overrides, progress_bar=not args.no_progress, on_start=announce)
+    result = train(
+        config,
+        args.runs_dir,
+        name=args.name,
+        resume=args.resume,
+        stop_event=stop,
+        overrides=overrides,
+        progress_bar=not args.no_progress,
+        on_start=announce,
+    )
     if result is None or env_global_rank() > 0:
         return 0  # a DDP rank other than 0: rank 0 reports
     status = result.status()

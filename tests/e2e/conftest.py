@@ -19,8 +19,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def _free_port() -> int:
@@ -54,11 +60,28 @@ def server(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterato
     runs = tmp_path_factory.mktemp("e2e_runs")
     log = tmp_path_factory.mktemp("e2e_log") / "streamlit.log"
     port = _free_port()
-    env = {**os.environ, "SIMCLR_STUDIO_RUNS": str(runs), "SIMCLR_STUDIO_DATA": str(data_root),
-           "SIMCLR_STUDIO_DEFAULT_DATA": "shapes:train?n=10",  # 100 images: the sidebar's default, quick to make
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    env = {
+        **os.environ,
+        "SIMCLR_STUDIO_RUNS": str(runs),
+        "SIMCLR_STUDIO_DATA": str(data_root),
+        "SIMCLR_STUDIO_DEFAULT_DATA": "shapes:train?n=10",  # 100 images: the sidebar's default, quick to make
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -110,5 +133,6 @@ def screenshot_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if request.node.stash.get(FAILED, False) and "page" in request.fixturenames:
         ARTIFACTS.mkdir(exist_ok=True)
-        request.getfixturevalue("page").screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"),
-                                                   full_page=True)
+        request.getfixturevalue("page").screenshot(
+            path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"), full_page=True
+        )

@@ -65,9 +65,12 @@ def press_stop(page) -> None:
     On a loaded 2-core machine a click that lands while the live panel re-renders can be dropped by
     the browser; a user would press again, and so do we (at most three times).
     """
+
     def acknowledged() -> bool:
-        return (page.get_by_role("button", name="Stopping ...").count() > 0
-                or page.get_by_role("button", name="Resume").count() > 0)
+        return (
+            page.get_by_role("button", name="Stopping ...").count() > 0
+            or page.get_by_role("button", name="Resume").count() > 0
+        )
 
     for _ in range(3):
         page.get_by_role("button", name="Stop").first.click()
@@ -126,10 +129,15 @@ def test_training_shows_growing_curves_and_stops(page, server):
     idle(page)
     # Small steps on purpose (the CI machine is 2 shared cores): 256 images, batch 32, the standard stem;
     # many epochs so that the run is still going when Stop is pressed (the time budget bounds it).
-    for label, value in [("Run name", "e2e"), ("Training data (spec)", "shapes:unlabeled?n=256"),
-                         ("Labelled data for monitoring (spec, optional)", "shapes:train?n=10"),
-                         ("Labelled images for monitoring (optional)", "100"), ("Batch size (images per step)", "32"),
-                         ("Epochs", "200"), ("Time budget (minutes, optional)", "3")]:
+    for label, value in [
+        ("Run name", "e2e"),
+        ("Training data (spec)", "shapes:unlabeled?n=256"),
+        ("Labelled data for monitoring (spec, optional)", "shapes:train?n=10"),
+        ("Labelled images for monitoring (optional)", "100"),
+        ("Batch size (images per step)", "32"),
+        ("Epochs", "200"),
+        ("Time budget (minutes, optional)", "3"),
+    ]:
         box = page.get_by_label(label, exact=True)
         box.fill(value)
         box.press("Tab")
