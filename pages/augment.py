@@ -49,23 +49,36 @@ def load_setup_file() -> None:
 
 
 st.title("Augmentations")
-st.caption("SimCLR learns what stays the same across two random views of an image. "
-           "Every control below redraws the grid; the same engine augments batches during training.")
+st.caption(
+    "SimCLR learns what stays the same across two random views of an image. "
+    "Every control below redraws the grid; the same engine augments batches during training."
+)
 
 controls, view = st.columns([1, 2.2], gap="large")
 
 with controls:
-    st.selectbox("Preset", list(PRESETS), key="aug.preset", on_change=load_preset,
-                 help="tutorial: the seed's values · simclr: the paper's stronger colour jitter · "
-                      "baseline: the supervised baseline's mild transforms · none: resize only")
+    st.selectbox(
+        "Preset",
+        list(PRESETS),
+        key="aug.preset",
+        on_change=load_preset,
+        help="tutorial: the seed's values · simclr: the paper's stronger colour jitter · "
+        "baseline: the supervised baseline's mild transforms · none: resize only",
+    )
     c1, c2 = st.columns([1, 1.1], vertical_alignment="bottom")
     c1.number_input("Seed", min_value=0, step=1, key="keep.aug_seed", help="Same seed, same views.")
     c2.button("New sample", on_click=new_sample, icon=":material/casino:", width="stretch")
 
     with st.expander("Random resized crop", expanded=True):
         st.number_input("Output size (px)", min_value=8, max_value=512, step=8, key="aug.crop_size")
-        st.slider("Area fraction (scale)", 0.01, 1.0, step=0.01, key="aug.crop_scale",
-                  help="Fraction of the image area each crop covers before resizing.")
+        st.slider(
+            "Area fraction (scale)",
+            0.01,
+            1.0,
+            step=0.01,
+            key="aug.crop_scale",
+            help="Fraction of the image area each crop covers before resizing.",
+        )
         st.slider("Aspect ratio (w/h)", 0.2, 5.0, step=0.01, key="aug.crop_ratio")
     with st.expander("Horizontal flip"):
         st.slider("p(flip)", 0.0, 1.0, step=0.05, key="aug.flip_p")
@@ -92,25 +105,41 @@ with controls:
             st.select_slider("Load at (px)", [32, 64, 96, 128, 160, 224], key="keep.aug_src_size")
             st.button("Other images", on_click=other_images, icon=":material/shuffle:")
         else:
-            st.file_uploader("Images", type=[e.lstrip(".") for e in ui.IMAGE_EXTENSIONS],
-                             accept_multiple_files=True, key="upload.aug_images")
+            st.file_uploader(
+                "Images",
+                type=[e.lstrip(".") for e in ui.IMAGE_EXTENSIONS],
+                accept_multiple_files=True,
+                key="upload.aug_images",
+            )
         st.slider("Images", 1, 12, key="keep.aug_images")
         st.slider("Views per image", 2, 6, key="keep.aug_views")
 
 cfg: AugmentationConfig | None = ui.attempt("use these settings", ui.current_augmentation)
-images = ui.preview_images(ss["keep.aug_source"], int(ss["keep.aug_images"]), int(ss["keep.aug_src_size"]),
-                           int(ss["keep.aug_pick"]))
+images = ui.preview_images(
+    ss["keep.aug_source"], int(ss["keep.aug_images"]), int(ss["keep.aug_src_size"]), int(ss["keep.aug_pick"])
+)
 
 with view:
     grid_tab, steps_tab, export_tab = st.tabs(["Views", "Step through", "Export & share"])
     with grid_tab:
         if cfg is not None and images is not None:
-            grid = ui.attempt("draw the views", augment.preview_grid, images, cfg, n_views=int(ss["keep.aug_views"]),
-                              seed=int(ss["keep.aug_seed"]), per_row=3 if ss["keep.aug_views"] <= 2 else 2)
+            grid = ui.attempt(
+                "draw the views",
+                augment.preview_grid,
+                images,
+                cfg,
+                n_views=int(ss["keep.aug_views"]),
+                seed=int(ss["keep.aug_seed"]),
+                per_row=3 if ss["keep.aug_views"] <= 2 else 2,
+            )
             if grid is not None:
-                st.image(grid, width="stretch", output_format="PNG",
-                         caption=f"{images.shape[0]} images × {ss['keep.aug_views']} views, seed "
-                                 f"{ss['keep.aug_seed']}: the views of one image sit side by side")
+                st.image(
+                    grid,
+                    width="stretch",
+                    output_format="PNG",
+                    caption=f"{images.shape[0]} images × {ss['keep.aug_views']} views, seed "
+                    f"{ss['keep.aug_seed']}: the views of one image sit side by side",
+                )
         elif images is None:
             st.info("No images to show yet: pick a dataset in the sidebar or upload images.", icon=":material/image:")
 
@@ -135,8 +164,14 @@ with view:
         if cfg is not None:
             text = cfg.to_json()
             b1, b2 = st.columns(2)
-            b1.download_button("Download augmentation JSON", text, file_name="augmentation.json",
-                               mime="application/json", icon=":material/download:", width="stretch")
+            b1.download_button(
+                "Download augmentation JSON",
+                text,
+                file_name="augmentation.json",
+                mime="application/json",
+                icon=":material/download:",
+                width="stretch",
+            )
             if b2.button("Use for training", type="primary", icon=":material/model_training:", width="stretch"):
                 ui.use_for_training(cfg)
                 st.success("The Train page will use these augmentations.", icon=":material/check:")
@@ -149,7 +184,13 @@ with view:
                 st.caption("Anyone opening this link sees the same settings.")
                 setup = ui.attempt("export the setup", ui.setup_dict)
                 if setup is not None:
-                    st.download_button("Download setup JSON", json.dumps(setup, indent=2), file_name="setup.json",
-                                       mime="application/json", icon=":material/download:")
-            st.file_uploader("Load a setup or augmentation JSON", type=["json"], key="upload.setup",
-                             on_change=load_setup_file)
+                    st.download_button(
+                        "Download setup JSON",
+                        json.dumps(setup, indent=2),
+                        file_name="setup.json",
+                        mime="application/json",
+                        icon=":material/download:",
+                    )
+            st.file_uploader(
+                "Load a setup or augmentation JSON", type=["json"], key="upload.setup", on_change=load_setup_file
+            )

@@ -18,17 +18,26 @@ ss.setdefault("keep.emb_other", "")
 ss.setdefault("keep.emb_source", "Run")
 
 st.title("Embeddings")
-st.caption("Each dot is one labelled image placed by its frozen features. Classes that form their own islands "
-           "were separated without ever seeing a label. Drag a box or lasso to see the images; click one to see "
-           "its nearest neighbours.")
+st.caption(
+    "Each dot is one labelled image placed by its frozen features. Classes that form their own islands "
+    "were separated without ever seeing a label. Drag a box or lasso to see the images; click one to see "
+    "its nearest neighbours."
+)
 
-st.radio("Encoder", ["Run", "Checkpoint file"], key="keep.emb_source", horizontal=True,
-         help="A run from the sidebar, or a .ckpt file: this project's or the tutorial's SimCLR.ckpt.")
+st.radio(
+    "Encoder",
+    ["Run", "Checkpoint file"],
+    key="keep.emb_source",
+    horizontal=True,
+    help="A run from the sidebar, or a .ckpt file: this project's or the tutorial's SimCLR.ckpt.",
+)
 run = ui.current_run() if ss["keep.emb_source"] == "Run" else None
 if ss["keep.emb_source"] == "Run":
     if run is None:
-        st.info("No run selected: train one first (Home → demo, or the Train page), then pick it in the sidebar.",
-                icon=":material/info:")
+        st.info(
+            "No run selected: train one first (Home → demo, or the Train page), then pick it in the sidebar.",
+            icon=":material/info:",
+        )
         st.stop()
     train_spec, test_spec = ui.eval_specs(run)
 else:
@@ -38,33 +47,51 @@ else:
         st.stop()
 
 if not ui.umap_ready():
-    st.caption(":material/hourglass_top: UMAP is compiling in the background (once per server start, about a "
-               "minute); PCA works right away.")
+    st.caption(
+        ":material/hourglass_top: UMAP is compiling in the background (once per server start, about a "
+        "minute); PCA works right away."
+    )
 
 c = st.columns([1, 1.4, 1, 1.2, 1])
 c[0].selectbox("Checkpoint", ["last", "best"], key="keep.emb_which_ckpt", disabled=run is None)
 splits = {"test": test_spec, "train": train_spec, "other": ss.get("keep.emb_other") or None}
-c[1].selectbox("Split", list(splits), key="keep.emb_split",
-               format_func=lambda k: "other labelled data ..." if k == "other" else f"{k} ({splits[k] or 'none'})")
+c[1].selectbox(
+    "Split",
+    list(splits),
+    key="keep.emb_split",
+    format_func=lambda k: "other labelled data ..." if k == "other" else f"{k} ({splits[k] or 'none'})",
+)
 c[2].select_slider("Points", [500, 1000, 2000, 4000, 8000, 16000], key="keep.emb_points")
 c[3].selectbox("Method", list(ui.PROJECTIONS), key="keep.emb_method")
-c[4].radio("Features", ["h", "z"], key="keep.emb_features", horizontal=True,
-           help="h: the encoder's output, used downstream; z: after the projection head (used by the loss).")
+c[4].radio(
+    "Features",
+    ["h", "z"],
+    key="keep.emb_features",
+    horizontal=True,
+    help="h: the encoder's output, used downstream; z: after the projection head (used by the loss).",
+)
 
 if ss["keep.emb_split"] == "other":
-    st.text_input("Labelled data (spec)", key="keep.emb_other", placeholder="e.g. shapes:test?n=50, cifar10:test, "
-                  "or a folder with one subfolder per class")
+    st.text_input(
+        "Labelled data (spec)",
+        key="keep.emb_other",
+        placeholder="e.g. shapes:test?n=50, cifar10:test, or a folder with one subfolder per class",
+    )
 spec = splits.get(ss["keep.emb_split"])
 if not spec:
     if ss["keep.emb_split"] != "other":
-        st.error("This encoder's training data has no labelled split to colour the map: choose "
-                 "*other labelled data* and name one (e.g. shapes:test).")
+        st.error(
+            "This encoder's training data has no labelled split to colour the map: choose "
+            "*other labelled data* and name one (e.g. shapes:test)."
+        )
     st.stop()
 if run is not None:
     ckpt = ui.run_checkpoint(run, ss["keep.emb_which_ckpt"])
     if ckpt is None:
-        st.info(f"Run {run.id} has no checkpoint yet: the first one is written after its first epoch.",
-                icon=":material/hourglass_top:")
+        st.info(
+            f"Run {run.id} has no checkpoint yet: the first one is written after its first epoch.",
+            icon=":material/hourglass_top:",
+        )
         st.stop()
 else:
     ckpt = ui.uploaded_checkpoint(upload)
@@ -81,13 +108,23 @@ if table is None:
 plot_col, side = st.columns([3, 1.2], gap="medium")
 with side:
     knn = ui.feature_knn(ckpt, spec, ss["keep.emb_features"])
-    st.metric("kNN accuracy (k=20)", f"{knn:.1%}" if knn is not None else "—",
-              help="Each image classified by a vote of its 20 most similar images (cosine), leave-one-out.")
-    st.caption(f"{len(table.indices):,} of {feats.feats.shape[0]:,} images · {feats.feats.shape[1]}-d {feats.which} · "
-               f"{table.method.upper()} {table.dims}-D" + (" · cached" if table.cached else ""))
+    st.metric(
+        "kNN accuracy (k=20)",
+        f"{knn:.1%}" if knn is not None else "—",
+        help="Each image classified by a vote of its 20 most similar images (cosine), leave-one-out.",
+    )
+    st.caption(
+        f"{len(table.indices):,} of {feats.feats.shape[0]:,} images · {feats.feats.shape[1]}-d {feats.which} · "
+        f"{table.method.upper()} {table.dims}-D" + (" · cached" if table.cached else "")
+    )
 with plot_col:
-    event = st.plotly_chart(ui.embedding_figure(table), width="stretch", key="chart.embedding", on_select="rerun",
-                            selection_mode=("points", "box", "lasso"))
+    event = st.plotly_chart(
+        ui.embedding_figure(table),
+        width="stretch",
+        key="chart.embedding",
+        on_select="rerun",
+        selection_mode=("points", "box", "lasso"),
+    )
 
 selected = ui.selected_indices(event)
 with side:
@@ -103,9 +140,16 @@ if selected:
     ui.thumbnail_grid(images, selected[:48], feats.classes, feats.labels)
     if len(selected) > 48:
         st.caption(f"Showing 48 of {len(selected)}.")
-    query = selected[0] if len(selected) == 1 else st.selectbox(
-        "Nearest neighbours of", selected[:48], format_func=lambda i: f"image {i} ({ui.class_of(feats, i)})",
-        key="emb_query")
+    query = (
+        selected[0]
+        if len(selected) == 1
+        else st.selectbox(
+            "Nearest neighbours of",
+            selected[:48],
+            format_func=lambda i: f"image {i} ({ui.class_of(feats, i)})",
+            key="emb_query",
+        )
+    )
     st.subheader(f"Nearest neighbours of image {query}", anchor=False)
     hits = ui.attempt("find neighbours", ui.neighbours, feats, int(query), 12)
     if hits is not None:

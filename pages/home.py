@@ -42,23 +42,34 @@ with right:
     dev = ui.device_summary()
     if dev["kind"] == "cuda":
         extra = f" ({dev['count']} GPUs)" if dev.get("count", 1) > 1 else ""
-        st.markdown(f":material/memory: **GPU** {dev['name']}{extra}, {dev['memory_gb']:.0f} GB"
-                    + (", bf16" if dev.get("bf16") else ""))
+        st.markdown(
+            f":material/memory: **GPU** {dev['name']}{extra}, {dev['memory_gb']:.0f} GB"
+            + (", bf16" if dev.get("bf16") else "")
+        )
     else:
-        st.markdown(f":material/memory: **CPU** {dev['name']}: {dev['threads']} torch threads "
-                    f"({dev['cpus']} cores). No GPU found: use small images (32 px) for quick runs.")
+        st.markdown(
+            f":material/memory: **CPU** {dev['name']}: {dev['threads']} torch threads "
+            f"({dev['cpus']} cores). No GPU found: use small images (32 px) for quick runs."
+        )
     st.caption(f"PyTorch {dev['torch']}")
 
 with left:
     st.subheader("Runs", anchor=False)
     runs = ui.run_rows()
     if runs:
-        st.dataframe(runs, hide_index=True, width="stretch",
-                     column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0,
-                                                                                  max_value=1.0, format="percent")})
+        st.dataframe(
+            runs,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")
+            },
+        )
     else:
-        st.info(f"No runs yet in `{ui.runs_root()}`. Start the demo, or set one up on the Train page.",
-                icon=":material/info:")
+        st.info(
+            f"No runs yet in `{ui.runs_root()}`. Start the demo, or set one up on the Train page.",
+            icon=":material/info:",
+        )
 
     st.subheader("Datasets", anchor=False)
     rows = ui.dataset_rows()

@@ -37,31 +37,55 @@ live_tab, new_tab, compare_tab = st.tabs(["Run", "New run", "Compare runs"], key
 
 with new_tab:
     p1, p2, _ = st.columns([1, 1, 3])
-    p1.button("Seed defaults", on_click=preset_seed, help="The tutorial's settings: 96 px, batch 256, 500 epochs.",
-              width="stretch")
-    p2.button("CPU-friendly", on_click=preset_cpu, type="primary", width="stretch",
-              help="32 px shapes, ResNet-18, batch 128, crops of 30-100 %, at most 5 minutes: learns visibly on a laptop.")
+    p1.button(
+        "Seed defaults",
+        on_click=preset_seed,
+        help="The tutorial's settings: 96 px, batch 256, 500 epochs.",
+        width="stretch",
+    )
+    p2.button(
+        "CPU-friendly",
+        on_click=preset_cpu,
+        type="primary",
+        width="stretch",
+        help="32 px shapes, ResNet-18, batch 128, crops of 30-100 %, at most 5 minutes: learns visibly on a laptop.",
+    )
     with st.form("form.train", border=False):
         st.text_input("Run name", key="keep.run_name", help="A timestamp is appended, so names may repeat.")
         a, b, c = st.columns(3)
         with a:
             st.markdown("**Data**")
-            st.text_input("Training data (spec)", key="train.data",
-                          help="Unlabelled images to learn from, e.g. `shapes:unlabeled`, `stl10:unlabeled`, a folder.")
-            st.text_input("Labelled data for monitoring (spec, optional)", key="train.val_data",
-                          help="For val_* metrics and kNN accuracy; empty: the source's labelled train split.")
+            st.text_input(
+                "Training data (spec)",
+                key="train.data",
+                help="Unlabelled images to learn from, e.g. `shapes:unlabeled`, `stl10:unlabeled`, a folder.",
+            )
+            st.text_input(
+                "Labelled data for monitoring (spec, optional)",
+                key="train.val_data",
+                help="For val_* metrics and kNN accuracy; empty: the source's labelled train split.",
+            )
             st.number_input("Image size (px)", min_value=16, max_value=512, step=8, key="train.image_size")
-            st.number_input("Use only the first N images (optional)", min_value=2, step=100, value=None,
-                            key="train.limit_images")
-            st.number_input("Labelled images for monitoring (optional)", min_value=2, step=100, value=None,
-                            key="train.val_limit", help="A class-balanced subset keeps validation and kNN quick.")
+            st.number_input(
+                "Use only the first N images (optional)", min_value=2, step=100, value=None, key="train.limit_images"
+            )
+            st.number_input(
+                "Labelled images for monitoring (optional)",
+                min_value=2,
+                step=100,
+                value=None,
+                key="train.val_limit",
+                help="A class-balanced subset keeps validation and kNN quick.",
+            )
             st.number_input("Views per image", min_value=2, max_value=8, key="train.n_views")
         with b:
             st.markdown("**Model and optimiser**")
             st.selectbox("Backbone", BACKBONES, key="train.backbone")
             st.checkbox("Small-input stem (for 32 px images)", key="train.small_input")
             st.number_input("Projection size (hidden_dim)", min_value=8, max_value=4096, step=8, key="train.hidden_dim")
-            st.number_input("Batch size (images per step)", min_value=2, max_value=65536, step=32, key="train.batch_size")
+            st.number_input(
+                "Batch size (images per step)", min_value=2, max_value=65536, step=32, key="train.batch_size"
+            )
             st.number_input("Learning rate", min_value=1e-7, max_value=10.0, format="%.6f", key="train.lr")
             st.number_input("Warm-up epochs", min_value=0.0, step=0.5, key="train.warmup_epochs")
             st.number_input("Temperature τ", min_value=0.001, max_value=10.0, format="%.3f", key="train.temperature")
@@ -70,10 +94,20 @@ with new_tab:
         with c:
             st.markdown("**Length and hardware**")
             st.number_input("Epochs", min_value=1, max_value=100000, key="train.epochs")
-            st.number_input("Time budget (minutes, optional)", min_value=0.1, step=1.0, value=None,
-                            key="train.max_minutes", help="The run ends cleanly as finished when time is up.")
-            st.selectbox("Precision", PRECISIONS, key="train.precision",
-                         help="auto: bf16 where the device has fast bf16, else 32-bit.")
+            st.number_input(
+                "Time budget (minutes, optional)",
+                min_value=0.1,
+                step=1.0,
+                value=None,
+                key="train.max_minutes",
+                help="The run ends cleanly as finished when time is up.",
+            )
+            st.selectbox(
+                "Precision",
+                PRECISIONS,
+                key="train.precision",
+                help="auto: bf16 where the device has fast bf16, else 32-bit.",
+            )
             st.text_input("Device", key="train.device", help="auto, cpu, cuda or cuda:N")
             st.checkbox("channels_last memory format", key="train.channels_last")
             st.number_input("Devices (DDP processes)", min_value=1, max_value=64, key="train.devices")
@@ -86,8 +120,13 @@ with new_tab:
 
     st.markdown("**Augmentations**")
     aug_cols = st.columns([1, 2])
-    aug_cols[0].selectbox("Start from", ["(current)", *PRESETS], key="train.aug_choice", on_change=aug_from_preset,
-                          help="(current): what *Use for training* on the Augment page set.")
+    aug_cols[0].selectbox(
+        "Start from",
+        ["(current)", *PRESETS],
+        key="train.aug_choice",
+        on_change=aug_from_preset,
+        help="(current): what *Use for training* on the Augment page set.",
+    )
     aug_cols[1].caption(ui.aug_summary(ss.get("train_aug") or {}))
 
     if submitted:

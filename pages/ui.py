@@ -59,8 +59,10 @@ def attempt(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | N
         st.error(f"Could not {what}: {describe_error(err)}", icon=":material/error:")
     except Exception as err:  # anything else is a bug: say so briefly, log the traceback for developers
         log.exception("while trying to %s", what)
-        st.error(f"Could not {what}: unexpected {type(err).__name__}: {err}. Details are in the terminal log.",
-                 icon=":material/bug_report:")
+        st.error(
+            f"Could not {what}: unexpected {type(err).__name__}: {err}. Details are in the terminal log.",
+            icon=":material/bug_report:",
+        )
     return None
 
 
@@ -217,8 +219,13 @@ def apply_setup(setup: dict[str, Any]) -> None:
         raise ConfigError(f"unknown setup section(s): {', '.join(unknown)}; expected aug, train, train_aug")
     aug = AugmentationConfig.from_dict({**AugmentationConfig().to_dict(), **dict(setup.get("aug") or {})})
     train_aug = dict(setup.get("train_aug") or {})
-    train = TrainConfig.from_dict({**TrainConfig().to_dict(), **dict(setup.get("train") or {}),
-                                   "aug": {**AugmentationConfig().to_dict(), **train_aug}}).validate()
+    train = TrainConfig.from_dict(
+        {
+            **TrainConfig().to_dict(),
+            **dict(setup.get("train") or {}),
+            "aug": {**AugmentationConfig().to_dict(), **train_aug},
+        }
+    ).validate()
     set_augmentation(aug)
     set_training(train)
 
@@ -244,16 +251,27 @@ def sidebar() -> None:
         job = jobs().training_job()
         if job is not None and job.alive():
             st.info(f"Training **{job.name}** in the background.", icon=":material/model_training:")
-        st.selectbox("Dataset", dataset_choices(), key="data_spec", accept_new_options=True,
-                     help="Built-in `shapes[:split]`, `cifar10`/`stl10` (downloaded), or a folder / .zip / .tar.gz "
-                          "path. Type a spec or path to use another one.")
+        st.selectbox(
+            "Dataset",
+            dataset_choices(),
+            key="data_spec",
+            accept_new_options=True,
+            help="Built-in `shapes[:split]`, `cifar10`/`stl10` (downloaded), or a folder / .zip / .tar.gz "
+            "path. Type a spec or path to use another one.",
+        )
         runs = run_names()
         if st.session_state.get("_select_run") in runs:
             st.session_state["run_id"] = st.session_state.pop("_select_run")
         if st.session_state.get("run_id") not in runs:
             st.session_state["run_id"] = runs[0] if runs else None
-        st.selectbox("Run", runs, key="run_id", format_func=run_label, placeholder="no runs yet",
-                     help="The run shown on the Train, Embeddings and Probe pages.")
+        st.selectbox(
+            "Run",
+            runs,
+            key="run_id",
+            format_func=run_label,
+            placeholder="no runs yet",
+            help="The run shown on the Train, Embeddings and Probe pages.",
+        )
         with st.expander("Settings"):
             st.text_input("Runs folder", key="runs_root", help="Where runs are stored; created on the first run.")
             st.caption(f"Data cache: `{data_root()}`")
@@ -332,8 +350,13 @@ def device_summary() -> dict[str, Any]:
     info: dict[str, Any] = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        info.update(kind="cuda", name=props.name, memory_gb=props.total_memory / 2**30,
-                    count=torch.cuda.device_count(), bf16=torch.cuda.is_bf16_supported())
+        info.update(
+            kind="cuda",
+            name=props.name,
+            memory_gb=props.total_memory / 2**30,
+            count=torch.cuda.device_count(),
+            bf16=torch.cuda.is_bf16_supported(),
+        )
     else:
         name = "CPU"
         try:
@@ -571,8 +594,11 @@ def stage_notes(params: dict[str, Any]) -> dict[str, str]:
     """One line per step-through stage saying what was drawn for it."""
     c = params["crop"]
     jf = params["jitter_factors"]
-    jitter = ("order " + " → ".join(params["jitter_order"]) + "; " +
-              ", ".join(f"{k[:3]} {v:.2f}" for k, v in jf.items())) if params["jitter"] else "not drawn"
+    jitter = (
+        ("order " + " → ".join(params["jitter_order"]) + "; " + ", ".join(f"{k[:3]} {v:.2f}" for k, v in jf.items()))
+        if params["jitter"]
+        else "not drawn"
+    )
     return {
         "original": "input image",
         "flip": "flipped" if params["flip"] else "not flipped",
@@ -592,8 +618,11 @@ def python_snippet(cfg: AugmentationConfig) -> str:
     """Code that reproduces this preview and trains with it, outside the dashboard."""
     base = AugmentationConfig().to_dict()
     changed = [f"{k}={tuple(v) if isinstance(v, list) else v!r}" for k, v in cfg.to_dict().items() if base[k] != v]
-    aug = ("aug = AugmentationConfig(\n    " + ",\n    ".join(changed) + ",\n).validate()") if changed else \
-        "aug = AugmentationConfig()  # the tutorial's pipeline"
+    aug = (
+        ("aug = AugmentationConfig(\n    " + ",\n    ".join(changed) + ",\n).validate()")
+        if changed
+        else "aug = AugmentationConfig()  # the tutorial's pipeline"
+    )
     spec = st.session_state.get("data_spec") or DEFAULT_DATA
     return (
         "from simclr_core.augment import make_views\n"
@@ -618,15 +647,17 @@ def dataset_rows() -> list[dict[str, Any]]:
     for item in found:
         row = dict(item) if isinstance(item, dict) else {k: v for k, v in vars(item).items() if not k.startswith("_")}
         sizes = row.get("cached_sizes") or []
-        rows.append({
-            "spec": str(row.get("spec", "")),
-            "status": str(row.get("status", "")),
-            "labelled": bool(row.get("labelled")),
-            "images": row.get("images"),
-            "classes": row.get("classes"),
-            "decoded at": ", ".join(f"{s}px" for s in sizes),
-            "about": str(row.get("description", "")),
-        })
+        rows.append(
+            {
+                "spec": str(row.get("spec", "")),
+                "status": str(row.get("status", "")),
+                "labelled": bool(row.get("labelled")),
+                "images": row.get("images"),
+                "classes": row.get("classes"),
+                "decoded at": ", ".join(f"{s}px" for s in sizes),
+                "about": str(row.get("description", "")),
+            }
+        )
     return rows
 
 
@@ -635,24 +666,38 @@ def run_rows() -> list[dict[str, Any]]:
     for run in list_runs():
         status = run_state(run)
         cfg = run.train_config
-        rows.append({
-            "run": run.id,
-            "kind": run.kind,
-            "state": status.get("state", "?"),
-            "epoch": status.get("epoch"),
-            "progress": float(status.get("progress") or 0.0),
-            "data": cfg.get("data"),
-            "message": status.get("message") or "",
-            "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(status["created_at"]))
-            if isinstance(status.get("created_at"), int | float) else "",
-        })
+        rows.append(
+            {
+                "run": run.id,
+                "kind": run.kind,
+                "state": status.get("state", "?"),
+                "epoch": status.get("epoch"),
+                "progress": float(status.get("progress") or 0.0),
+                "data": cfg.get("data"),
+                "message": status.get("message") or "",
+                "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(status["created_at"]))
+                if isinstance(status.get("created_at"), int | float)
+                else "",
+            }
+        )
     return rows
 
 
 # ---------------------------------------------------------------------------------------------- training
 
-COMPARE_METRICS = ["train_loss", "knn_acc", "val_acc_top1", "val_acc_top5", "val_loss", "train_acc_top1",
-                   "train_acc_top5", "train_acc_mean_pos", "val_acc_mean_pos", "lr", "views_per_s"]
+COMPARE_METRICS = [
+    "train_loss",
+    "knn_acc",
+    "val_acc_top1",
+    "val_acc_top5",
+    "val_loss",
+    "train_acc_top1",
+    "train_acc_top5",
+    "train_acc_mean_pos",
+    "val_acc_mean_pos",
+    "lr",
+    "views_per_s",
+]
 
 
 def select_run(run_id: str) -> None:
@@ -706,9 +751,11 @@ def aug_summary(aug: dict[str, Any]) -> str:
     for name, preset in PRESETS.items():
         if {**preset.to_dict(), "crop_size": cfg.crop_size} == cfg.to_dict():
             return f"Preset **{name}**, crop to {cfg.crop_size} px."
-    return (f"Custom: crop {cfg.crop_size} px, scale {cfg.crop_scale[0]:g}–{cfg.crop_scale[1]:g}, "
-            f"jitter p={cfg.jitter_p:g} ({cfg.jitter_brightness:g}/{cfg.jitter_contrast:g}/"
-            f"{cfg.jitter_saturation:g}/{cfg.jitter_hue:g}), gray p={cfg.grayscale_p:g}, blur p={cfg.blur_p:g}.")
+    return (
+        f"Custom: crop {cfg.crop_size} px, scale {cfg.crop_scale[0]:g}–{cfg.crop_scale[1]:g}, "
+        f"jitter p={cfg.jitter_p:g} ({cfg.jitter_brightness:g}/{cfg.jitter_contrast:g}/"
+        f"{cfg.jitter_saturation:g}/{cfg.jitter_hue:g}), gray p={cfg.grayscale_p:g}, blur p={cfg.blur_p:g}."
+    )
 
 
 def metric_rows(run: Any) -> list[dict[str, Any]]:
@@ -740,15 +787,22 @@ def series(rows: list[dict[str, Any]], metric: str, x: str = "step") -> tuple[li
 
 CURVES = [
     ("InfoNCE loss", [("train_loss", "train"), ("val_loss", "val")], False),
-    ("Top-1 / top-5 (positive pair found)", [("train_acc_top1", "train top-1"), ("train_acc_top5", "train top-5"),
-                                             ("val_acc_top1", "val top-1"), ("val_acc_top5", "val top-5")], True),
+    (
+        "Top-1 / top-5 (positive pair found)",
+        [
+            ("train_acc_top1", "train top-1"),
+            ("train_acc_top5", "train top-5"),
+            ("val_acc_top1", "val top-1"),
+            ("val_acc_top5", "val top-5"),
+        ],
+        True,
+    ),
     ("Mean rank of the positive", [("train_acc_mean_pos", "train"), ("val_acc_mean_pos", "val")], False),
     ("kNN accuracy (frozen features)", [("knn_acc", "kNN")], True),
     ("Learning rate", [("lr", "lr")], False),
     ("Views per second", [("views_per_s", "views/s")], False),
 ]
-PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#84cc16", "#f59e0b", "#64748b",
-           "#ec4899"]
+PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#84cc16", "#f59e0b", "#64748b", "#ec4899"]
 
 
 def curves_figure(rows: list[dict[str, Any]]) -> Any:
@@ -756,8 +810,9 @@ def curves_figure(rows: list[dict[str, Any]]) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=2, cols=3, subplot_titles=[c[0] for c in CURVES], horizontal_spacing=0.07,
-                        vertical_spacing=0.16)
+    fig = make_subplots(
+        rows=2, cols=3, subplot_titles=[c[0] for c in CURVES], horizontal_spacing=0.07, vertical_spacing=0.16
+    )
     drawn: set[int] = set()
     for i, (_, metrics, percent) in enumerate(CURVES):
         r, c = divmod(i, 3)
@@ -767,22 +822,42 @@ def curves_figure(rows: list[dict[str, Any]]) -> Any:
                 continue
             drawn.add(i)
             per_epoch = metric.startswith("val_") or metric == "knn_acc"
-            fig.add_trace(go.Scattergl(x=xs, y=ys, name=label, legendgroup=f"{i}", showlegend=i == 1,
-                                       mode="lines+markers" if per_epoch else "lines",
-                                       line={"color": PALETTE[j], "width": 2},
-                                       hovertemplate=f"{label}: %{{y:.4g}}<br>step %{{x}}<extra></extra>"),
-                          row=r + 1, col=c + 1)
+            fig.add_trace(
+                go.Scattergl(
+                    x=xs,
+                    y=ys,
+                    name=label,
+                    legendgroup=f"{i}",
+                    showlegend=i == 1,
+                    mode="lines+markers" if per_epoch else "lines",
+                    line={"color": PALETTE[j], "width": 2},
+                    hovertemplate=f"{label}: %{{y:.4g}}<br>step %{{x}}<extra></extra>",
+                ),
+                row=r + 1,
+                col=c + 1,
+            )
         if percent:
             fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=r + 1, col=c + 1)
         if i not in drawn:
             axis = "" if i == 0 else str(i + 1)
             xd, yd = fig.layout[f"xaxis{axis}"].domain, fig.layout[f"yaxis{axis}"].domain
-            fig.add_annotation(text="after the first epoch" if i == 3 else "waiting for data", showarrow=False,
-                               font={"color": "#94a3b8"}, xref="paper", yref="paper", x=sum(xd) / 2, y=sum(yd) / 2)
+            fig.add_annotation(
+                text="after the first epoch" if i == 3 else "waiting for data",
+                showarrow=False,
+                font={"color": "#94a3b8"},
+                xref="paper",
+                yref="paper",
+                x=sum(xd) / 2,
+                y=sum(yd) / 2,
+            )
             fig.update_xaxes(visible=False, row=r + 1, col=c + 1)
             fig.update_yaxes(visible=False, row=r + 1, col=c + 1)
-    fig.update_layout(height=540, margin={"l": 10, "r": 10, "t": 40, "b": 10}, uirevision="curves",
-                      legend={"orientation": "h", "y": -0.12, "x": 0.5, "xanchor": "center"})
+    fig.update_layout(
+        height=540,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        uirevision="curves",
+        legend={"orientation": "h", "y": -0.12, "x": 0.5, "xanchor": "center"},
+    )
     fig.update_xaxes(title_text="step", title_standoff=2, row=2)
     return fig
 
@@ -800,10 +875,22 @@ def compare_figure(run_ids: list[str], metric: str, x: str) -> Any:
             t0 = min(float(r["time"]) for r in rows if isinstance(r.get("time"), int | float))
             rows = [{**r, "time": (float(r["time"]) - t0) / 60} for r in rows if isinstance(r.get("time"), int | float)]
         xs, ys = series(rows, metric, x)
-        fig.add_trace(go.Scattergl(x=xs, y=ys, name=run_id, mode="lines+markers" if len(xs) < 60 else "lines",
-                                   line={"color": PALETTE[i % len(PALETTE)]}))
-    fig.update_layout(height=460, xaxis_title="minutes" if x == "time" else x, yaxis_title=metric,
-                      margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": -0.2})
+        fig.add_trace(
+            go.Scattergl(
+                x=xs,
+                y=ys,
+                name=run_id,
+                mode="lines+markers" if len(xs) < 60 else "lines",
+                line={"color": PALETTE[i % len(PALETTE)]},
+            )
+        )
+    fig.update_layout(
+        height=460,
+        xaxis_title="minutes" if x == "time" else x,
+        yaxis_title=metric,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "y": -0.2},
+    )
     return fig
 
 
@@ -811,7 +898,11 @@ def _eta(seconds: Any) -> str:
     if not isinstance(seconds, int | float):
         return "—"
     seconds = int(seconds)
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m {seconds % 60:02d}s"
+    )
 
 
 def _last(rows: list[dict[str, Any]], metric: str) -> Any:
@@ -839,23 +930,46 @@ def live_run(run_id: str) -> None:
     rows = metric_rows(run)
     with buttons:
         if ours and state in ("queued", "running") and job.job.stop_event.is_set():
-            st.button("Stopping ...", icon=":material/hourglass_top:", key="btn.stopping", width="stretch",
-                      disabled=True, help="The current step finishes and last.ckpt is saved; then Resume appears.")
+            st.button(
+                "Stopping ...",
+                icon=":material/hourglass_top:",
+                key="btn.stopping",
+                width="stretch",
+                disabled=True,
+                help="The current step finishes and last.ckpt is saved; then Resume appears.",
+            )
         elif ours and state in ("queued", "running"):
             # on_click runs before the fragment's next rerun, so a click during a live refresh is not lost
-            st.button("Stop", icon=":material/stop:", key="btn.stop", width="stretch", on_click=job.job.stop,
-                      help="Finishes the current step, saves last.ckpt; resume later.")
+            st.button(
+                "Stop",
+                icon=":material/stop:",
+                key="btn.stop",
+                width="stretch",
+                on_click=job.job.stop,
+                help="Finishes the current step, saves last.ckpt; resume later.",
+            )
         elif state in ("stopped", "interrupted", "failed") and run.kind == "simclr":
             busy = job is not None and job.alive()
-            clicked = st.button("Resume", icon=":material/play_arrow:", key="btn.resume", width="stretch",
-                                disabled=busy, help="Another job is running." if busy else "Continue from last.ckpt.")
+            clicked = st.button(
+                "Resume",
+                icon=":material/play_arrow:",
+                key="btn.resume",
+                width="stretch",
+                disabled=busy,
+                help="Another job is running." if busy else "Continue from last.ckpt.",
+            )
             if clicked and resume_training(run.id) is not None:
                 st.rerun(scope="app")
     progress = float(status.get("progress") or 0.0)
     total = status.get("total_steps")
-    st.progress(min(max(progress, 0.0), 1.0),
-                text=f"epoch {status.get('epoch', 0)}" + (f"/{status['epochs']}" if status.get("epochs") else "")
-                + f" · step {status.get('step', 0)}" + (f"/{total}" if total else "") + f" · {progress:.0%}")
+    st.progress(
+        min(max(progress, 0.0), 1.0),
+        text=f"epoch {status.get('epoch', 0)}"
+        + (f"/{status['epochs']}" if status.get("epochs") else "")
+        + f" · step {status.get('step', 0)}"
+        + (f"/{total}" if total else "")
+        + f" · {progress:.0%}",
+    )
     m = st.columns(5)
     views = _last(rows, "views_per_s")
     knn = _last(rows, "knn_acc")
@@ -879,8 +993,13 @@ def live_run(run_id: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- embeddings
 
-PROJECTIONS = {"UMAP 2-D": ("umap", 2), "UMAP 3-D": ("umap", 3), "PCA 2-D": ("pca", 2), "PCA 3-D": ("pca", 3),
-               "t-SNE 2-D": ("tsne", 2)}
+PROJECTIONS = {
+    "UMAP 2-D": ("umap", 2),
+    "UMAP 3-D": ("umap", 3),
+    "PCA 2-D": ("pca", 2),
+    "PCA 3-D": ("pca", 3),
+    "t-SNE 2-D": ("tsne", 2),
+}
 
 
 class _Memo:
@@ -980,8 +1099,16 @@ def feature_knn(ckpt: Path, spec: str, which: str) -> float | None:
     fs = feature_set(ckpt, spec, which)
     if fs is None or fs.feats.shape[0] < 4:
         return None
-    acc = attempt("compute the kNN accuracy", knn_accuracy, fs.feats[0::2], fs.labels[0::2], fs.feats[1::2],
-                  fs.labels[1::2], k=20, num_classes=len(fs.classes) or None)
+    acc = attempt(
+        "compute the kNN accuracy",
+        knn_accuracy,
+        fs.feats[0::2],
+        fs.labels[0::2],
+        fs.feats[1::2],
+        fs.labels[1::2],
+        k=20,
+        num_classes=len(fs.classes) or None,
+    )
     if acc is not None:
         _memo().put(key, acc)
     return acc
@@ -1007,8 +1134,13 @@ def embedding_figure(table: Any) -> Any:
             fig.add_trace(go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", marker=marker, **common))
         else:
             fig.add_trace(go.Scattergl(x=xyz[:, 0], y=xyz[:, 1], mode="markers", marker=marker, **common))
-    fig.update_layout(height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend={"itemsizing": "constant", "y": 0.9},
-                      dragmode="lasso" if table.dims == 2 else None, uirevision=f"{table.method}{table.dims}")
+    fig.update_layout(
+        height=560,
+        margin={"l": 0, "r": 0, "t": 10, "b": 0},
+        legend={"itemsizing": "constant", "y": 0.9},
+        dragmode="lasso" if table.dims == 2 else None,
+        uirevision=f"{table.method}{table.dims}",
+    )
     if table.dims == 2:
         fig.update_xaxes(showticklabels=False, title=None)
         fig.update_yaxes(showticklabels=False, title=None, scaleanchor="x")
@@ -1043,8 +1175,14 @@ def neighbours(fs: Any, index: int, k: int) -> tuple[list[int], list[float]]:
     return [int(i) for i in idx], [float(s) for s in sims]
 
 
-def thumbnail_grid(images: Any, indices: list[int], classes: list[str], labels: Any,
-                   similarities: list[float] | None = None, per_row: int = 12) -> None:
+def thumbnail_grid(
+    images: Any,
+    indices: list[int],
+    classes: list[str],
+    labels: Any,
+    similarities: list[float] | None = None,
+    per_row: int = 12,
+) -> None:
     if images is None:
         return
     for start in range(0, len(indices), per_row):
@@ -1059,8 +1197,12 @@ def thumbnail_grid(images: Any, indices: list[int], classes: list[str], labels: 
 # ---------------------------------------------------------------------------------------------- probe
 
 PROBE_SIZES = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
-_STAGES = {"encoding the training split": 0.05, "encoding the test split": 0.3, "probing": 0.5,
-           "random-init baseline": 0.7}
+_STAGES = {
+    "encoding the training split": 0.05,
+    "encoding the test split": 0.3,
+    "probing": 0.5,
+    "random-init baseline": 0.7,
+}
 
 
 def probe_candidates() -> list[str]:
@@ -1068,8 +1210,9 @@ def probe_candidates() -> list[str]:
     return [r.id for r in list_runs() if r.kind == "simclr" and (r.checkpoint("last") or r.checkpoint("best"))]
 
 
-def start_probe(run_ids: list[str], sizes: list[int], repeats: int, which: str, ckpt: str,
-                train: str | None, test: str | None) -> Task | None:
+def start_probe(
+    run_ids: list[str], sizes: list[int], repeats: int, which: str, ckpt: str, train: str | None, test: str | None
+) -> Task | None:
     """Probe each run in a background thread; each result is written to its run's probe.json."""
     from simclr_core.features import default_eval_specs, resolve_source
     from simclr_core.probe import probe_report
@@ -1084,8 +1227,9 @@ def start_probe(run_ids: list[str], sizes: list[int], repeats: int, which: str, 
             tr_default, te_default = default_eval_specs(run_dir)
             tr, te = train or tr_default, test or te_default
             if not tr or not te:
-                raise ConfigError(f"{run_id}: its data has no labelled train/test split; give both specs under "
-                                  "*Labelled data*")
+                raise ConfigError(
+                    f"{run_id}: its data has no labelled train/test split; give both specs under *Labelled data*"
+                )
 
             def say(msg: str, i: int = i, run_id: str = run_id) -> None:
                 task.report((i + _STAGES.get(msg, 0.5)) / len(run_ids), f"{run_id}: {msg}")
@@ -1144,30 +1288,54 @@ def probe_figure(reports: dict[str, dict[str, Any]]) -> Any:
         table = rep["table"]
         xs = [r["size"] for r in table]
         colour = PALETTE[i % len(PALETTE)]
-        fig.add_trace(go.Scatter(
-            x=xs, y=[r.get("probe_test_acc_mean") for r in table], name=f"{run_id} ({rep.get('features', 'h')})",
-            error_y={"type": "data", "array": [r.get("probe_test_acc_std", 0) for r in table], "visible": True},
-            mode="lines+markers", line={"color": colour, "width": 2.5}, marker={"size": 8}))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[r.get("probe_test_acc_mean") for r in table],
+                name=f"{run_id} ({rep.get('features', 'h')})",
+                error_y={"type": "data", "array": [r.get("probe_test_acc_std", 0) for r in table], "visible": True},
+                mode="lines+markers",
+                line={"color": colour, "width": 2.5},
+                marker={"size": 8},
+            )
+        )
         if not random_drawn and any("random_probe_test_acc_mean" in r for r in table):
             random_drawn = True
-            fig.add_trace(go.Scatter(
-                x=xs, y=[r.get("random_probe_test_acc_mean") for r in table], name="random init",
-                error_y={"type": "data", "array": [r.get("random_probe_test_acc_std", 0) for r in table]},
-                mode="lines+markers", line={"color": "#64748b", "dash": "dash"}, marker={"size": 7}))
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=[r.get("random_probe_test_acc_mean") for r in table],
+                    name="random init",
+                    error_y={"type": "data", "array": [r.get("random_probe_test_acc_std", 0) for r in table]},
+                    mode="lines+markers",
+                    line={"color": "#64748b", "dash": "dash"},
+                    marker={"size": 7},
+                )
+            )
     first = next(iter(reports.values()), None)
     if first is not None:
         sup = _supervised_points(first.get("train_data", ""))
         if sup:
-            fig.add_trace(go.Scatter(x=[p["size"] for p in sup], y=[p["test_acc"] for p in sup],
-                                     name="supervised from scratch", mode="markers",
-                                     marker={"symbol": "star", "size": 16, "color": "#e11d48"},
-                                     hovertext=[f"{p['run']}: {p.get('epochs', '?')} epochs" for p in sup]))
+            fig.add_trace(
+                go.Scatter(
+                    x=[p["size"] for p in sup],
+                    y=[p["test_acc"] for p in sup],
+                    name="supervised from scratch",
+                    mode="markers",
+                    marker={"symbol": "star", "size": 16, "color": "#e11d48"},
+                    hovertext=[f"{p['run']}: {p.get('epochs', '?')} epochs" for p in sup],
+                )
+            )
     ys = [y for trace in fig.data for y in (trace.y or ()) if isinstance(y, int | float)]
     fine = bool(ys) and max(ys) - min(ys) < 0.1
     sizes = sorted({x for trace in fig.data for x in (trace.x or ())})
-    fig.update_layout(height=460, xaxis={"type": "log", "title": "labelled images per class", "tickvals": sizes},
-                      yaxis={"title": "test accuracy", "tickformat": ".1%" if fine else ".0%"},
-                      margin={"l": 10, "r": 10, "t": 20, "b": 10}, legend={"orientation": "h", "y": -0.22})
+    fig.update_layout(
+        height=460,
+        xaxis={"type": "log", "title": "labelled images per class", "tickvals": sizes},
+        yaxis={"title": "test accuracy", "tickformat": ".1%" if fine else ".0%"},
+        margin={"l": 10, "r": 10, "t": 20, "b": 10},
+        legend={"orientation": "h", "y": -0.22},
+    )
     return fig
 
 
@@ -1175,11 +1343,19 @@ def probe_table(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for run_id, rep in reports.items():
         for r in rep["table"]:
-            rows.append({"run": run_id, "features": rep.get("features"), "images per class": r["size"],
-                         "probe test acc": r.get("probe_test_acc_mean"), "± std": r.get("probe_test_acc_std"),
-                         "probe train acc": r.get("probe_train_acc_mean"), "kNN acc": r.get("knn_acc_mean"),
-                         "random-init probe": r.get("random_probe_test_acc_mean"),
-                         "repeats": rep.get("repeats")})
+            rows.append(
+                {
+                    "run": run_id,
+                    "features": rep.get("features"),
+                    "images per class": r["size"],
+                    "probe test acc": r.get("probe_test_acc_mean"),
+                    "± std": r.get("probe_test_acc_std"),
+                    "probe train acc": r.get("probe_train_acc_mean"),
+                    "kNN acc": r.get("knn_acc_mean"),
+                    "random-init probe": r.get("random_probe_test_acc_mean"),
+                    "repeats": rep.get("repeats"),
+                }
+            )
     return rows
 
 
@@ -1194,13 +1370,22 @@ def probe_results(run_ids: list[str]) -> None:
     st.plotly_chart(probe_figure(reports), width="stretch", key="chart.probe")
     rows = probe_table(reports)
     pct = st.column_config.NumberColumn(format="percent")
-    st.dataframe(rows, hide_index=True, width="stretch",
-                 column_config={k: pct for k in ("probe test acc", "± std", "probe train acc", "kNN acc",
-                                                 "random-init probe")})
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        column_config={k: pct for k in ("probe test acc", "± std", "probe train acc", "kNN acc", "random-init probe")},
+    )
     import pandas as pd
 
-    st.download_button("Download CSV", pd.DataFrame(rows).to_csv(index=False), file_name="probe.csv",
-                       mime="text/csv", icon=":material/download:", key="btn.probe_csv")
+    st.download_button(
+        "Download CSV",
+        pd.DataFrame(rows).to_csv(index=False),
+        file_name="probe.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        key="btn.probe_csv",
+    )
     capped = [rid for rid, rep in reports.items() if rep.get("capped")]
     if capped:
         st.caption(f"Sizes were capped at what the training split holds for: {', '.join(capped)}.")
@@ -1216,12 +1401,18 @@ def start_supervised(run_id: str, size: int, minutes: float, train: str | None, 
         return None
     tr_default, te_default = default_eval_specs(run.path)
     cfg = run.train_config
-    sup = SupervisedConfig(train_data=train or tr_default or "shapes:train", test_data=test or te_default or "shapes:test",
-                           sizes=[int(size)], image_size=int(cfg.get("image_size") or 96),
-                           backbone=cfg.get("backbone", "resnet18"), small_input=bool(cfg.get("small_input")),
-                           max_minutes=float(minutes))
-    return _start_job(lambda: SupervisedJob(sup, runs_root(), name=f"supervised-{size}"),
-                      what="start the supervised baseline")
+    sup = SupervisedConfig(
+        train_data=train or tr_default or "shapes:train",
+        test_data=test or te_default or "shapes:test",
+        sizes=[int(size)],
+        image_size=int(cfg.get("image_size") or 96),
+        backbone=cfg.get("backbone", "resnet18"),
+        small_input=bool(cfg.get("small_input")),
+        max_minutes=float(minutes),
+    )
+    return _start_job(
+        lambda: SupervisedJob(sup, runs_root(), name=f"supervised-{size}"), what="start the supervised baseline"
+    )
 
 
 @st.fragment(run_every=1.5)
@@ -1232,8 +1423,10 @@ def supervised_progress() -> None:
     status = run_state(job.job.run)
     state = status.get("state", "?")
     if job.alive():
-        st.progress(float(status.get("progress") or 0.0),
-                    text=f"{job.name}: {state}, ETA {_eta(status.get('eta_s'))} {status.get('message') or ''}")
+        st.progress(
+            float(status.get("progress") or 0.0),
+            text=f"{job.name}: {state}, ETA {_eta(status.get('eta_s'))} {status.get('message') or ''}",
+        )
         if st.button("Stop baseline", icon=":material/stop:", key="btn.stop_supervised"):
             job.job.stop()
     else:
