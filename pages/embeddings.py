@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import ui
+from pages import figures, ui
 
 ui.ensure_routed(__file__)
 
@@ -119,7 +119,7 @@ with side:
     )
 with plot_col:
     event = st.plotly_chart(
-        ui.embedding_figure(table),
+        figures.embedding_figure(table),
         width="stretch",
         key="chart.embedding",
         on_select="rerun",

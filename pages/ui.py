@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 import streamlit as st
 
+from pages import figures
 from simclr_core.config import PRESETS, AugmentationConfig, ConfigError, TrainConfig, cpu_demo_config
 
 log = logging.getLogger("simclr_studio")
@@ -775,123 +776,9 @@ def metric_rows(run: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def series(rows: list[dict[str, Any]], metric: str, x: str = "step") -> tuple[list[Any], list[Any]]:
-    xs, ys = [], []
-    for row in rows:
-        value = row.get(metric)
-        if isinstance(value, int | float) and row.get(x) is not None:
-            xs.append(row[x])
-            ys.append(value)
-    return xs, ys
-
-
-CURVES = [
-    ("InfoNCE loss", [("train_loss", "train"), ("val_loss", "val")], False),
-    (
-        "Top-1 / top-5 (positive pair found)",
-        [
-            ("train_acc_top1", "train top-1"),
-            ("train_acc_top5", "train top-5"),
-            ("val_acc_top1", "val top-1"),
-            ("val_acc_top5", "val top-5"),
-        ],
-        True,
-    ),
-    ("Mean rank of the positive", [("train_acc_mean_pos", "train"), ("val_acc_mean_pos", "val")], False),
-    ("kNN accuracy (frozen features)", [("knn_acc", "kNN")], True),
-    ("Learning rate", [("lr", "lr")], False),
-    ("Views per second", [("views_per_s", "views/s")], False),
-]
-PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#84cc16", "#f59e0b", "#64748b", "#ec4899"]
-
-
-def curves_figure(rows: list[dict[str, Any]]) -> Any:
-    """2 x 3 panels of the live metrics against the step."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(
-        rows=2, cols=3, subplot_titles=[c[0] for c in CURVES], horizontal_spacing=0.07, vertical_spacing=0.16
-    )
-    drawn: set[int] = set()
-    for i, (_, metrics, percent) in enumerate(CURVES):
-        r, c = divmod(i, 3)
-        for j, (metric, label) in enumerate(metrics):
-            xs, ys = series(rows, metric)
-            if not xs:
-                continue
-            drawn.add(i)
-            per_epoch = metric.startswith("val_") or metric == "knn_acc"
-            fig.add_trace(
-                go.Scattergl(
-                    x=xs,
-                    y=ys,
-                    name=label,
-                    legendgroup=f"{i}",
-                    showlegend=i == 1,
-                    mode="lines+markers" if per_epoch else "lines",
-                    line={"color": PALETTE[j], "width": 2},
-                    hovertemplate=f"{label}: %{{y:.4g}}<br>step %{{x}}<extra></extra>",
-                ),
-                row=r + 1,
-                col=c + 1,
-            )
-        if percent:
-            fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=r + 1, col=c + 1)
-        if i not in drawn:
-            axis = "" if i == 0 else str(i + 1)
-            xd, yd = fig.layout[f"xaxis{axis}"].domain, fig.layout[f"yaxis{axis}"].domain
-            fig.add_annotation(
-                text="after the first epoch" if i == 3 else "waiting for data",
-                showarrow=False,
-                font={"color": "#94a3b8"},
-                xref="paper",
-                yref="paper",
-                x=sum(xd) / 2,
-                y=sum(yd) / 2,
-            )
-            fig.update_xaxes(visible=False, row=r + 1, col=c + 1)
-            fig.update_yaxes(visible=False, row=r + 1, col=c + 1)
-    fig.update_layout(
-        height=540,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        uirevision="curves",
-        legend={"orientation": "h", "y": -0.12, "x": 0.5, "xanchor": "center"},
-    )
-    fig.update_xaxes(title_text="step", title_standoff=2, row=2)
-    return fig
-
-
 def compare_figure(run_ids: list[str], metric: str, x: str) -> Any:
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for i, run_id in enumerate(run_ids):
-        run = open_run(run_id)
-        if run is None:
-            continue
-        rows = metric_rows(run)
-        if x == "time" and rows:
-            t0 = min(float(r["time"]) for r in rows if isinstance(r.get("time"), int | float))
-            rows = [{**r, "time": (float(r["time"]) - t0) / 60} for r in rows if isinstance(r.get("time"), int | float)]
-        xs, ys = series(rows, metric, x)
-        fig.add_trace(
-            go.Scattergl(
-                x=xs,
-                y=ys,
-                name=run_id,
-                mode="lines+markers" if len(xs) < 60 else "lines",
-                line={"color": PALETTE[i % len(PALETTE)]},
-            )
-        )
-    fig.update_layout(
-        height=460,
-        xaxis_title="minutes" if x == "time" else x,
-        yaxis_title=metric,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "y": -0.2},
-    )
-    return fig
+    runs = {run_id: metric_rows(run) for run_id in run_ids if (run := open_run(run_id)) is not None}
+    return figures.compare_figure(runs, metric, x)
 
 
 def _eta(seconds: Any) -> str:
@@ -980,7 +867,9 @@ def live_run(run_id: str) -> None:
     m[3].metric("kNN accuracy", f"{knn:.1%}" if knn is not None else "—")
     m[4].metric("points logged", f"{len(rows)}")
     if rows:
-        st.plotly_chart(curves_figure(rows), width="stretch", key="chart.curves", config={"displayModeBar": False})
+        st.plotly_chart(
+            figures.curves_figure(rows), width="stretch", key="chart.curves", config={"displayModeBar": False}
+        )
     elif state in ("queued", "running"):
         st.caption("Waiting for the first step ... (the first batch includes model set-up)")
     was = st.session_state.get("_last_state", {}).get(run_id)
@@ -1112,39 +1001,6 @@ def feature_knn(ckpt: Path, spec: str, which: str) -> float | None:
     if acc is not None:
         _memo().put(key, acc)
     return acc
-
-
-def embedding_figure(table: Any) -> Any:
-    """WebGL scatter (2-D) or 3-D scatter, one trace per class; customdata carries the dataset index."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for c, name in enumerate(table.classes):
-        mask = table.labels == c
-        if not mask.any():
-            continue
-        idx = table.indices[mask]
-        xyz = table.coords[mask]
-        common = {"name": name, "customdata": idx, "hovertemplate": f"{name}<br>image %{{customdata}}<extra></extra>"}
-        colour = PALETTE[c % len(PALETTE)] if len(table.classes) <= len(PALETTE) else None
-        n = len(table.indices)
-        size = (7 if n <= 1000 else 5 if n <= 5000 else 3) if table.dims == 2 else (4 if n <= 2000 else 2.5)
-        marker = {"size": size, "opacity": 0.85, **({"color": colour} if colour else {})}
-        if table.dims == 3:
-            fig.add_trace(go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", marker=marker, **common))
-        else:
-            fig.add_trace(go.Scattergl(x=xyz[:, 0], y=xyz[:, 1], mode="markers", marker=marker, **common))
-    fig.update_layout(
-        height=560,
-        margin={"l": 0, "r": 0, "t": 10, "b": 0},
-        legend={"itemsizing": "constant", "y": 0.9},
-        dragmode="lasso" if table.dims == 2 else None,
-        uirevision=f"{table.method}{table.dims}",
-    )
-    if table.dims == 2:
-        fig.update_xaxes(showticklabels=False, title=None)
-        fig.update_yaxes(showticklabels=False, title=None, scaleanchor="x")
-    return fig
 
 
 def selected_indices(event: Any) -> list[int]:
@@ -1279,86 +1135,6 @@ def _supervised_points(train_data: str) -> list[dict[str, Any]]:
     return points
 
 
-def probe_figure(reports: dict[str, dict[str, Any]]) -> Any:
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    random_drawn = False
-    for i, (run_id, rep) in enumerate(reports.items()):
-        table = rep["table"]
-        xs = [r["size"] for r in table]
-        colour = PALETTE[i % len(PALETTE)]
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=[r.get("probe_test_acc_mean") for r in table],
-                name=f"{run_id} ({rep.get('features', 'h')})",
-                error_y={"type": "data", "array": [r.get("probe_test_acc_std", 0) for r in table], "visible": True},
-                mode="lines+markers",
-                line={"color": colour, "width": 2.5},
-                marker={"size": 8},
-            )
-        )
-        if not random_drawn and any("random_probe_test_acc_mean" in r for r in table):
-            random_drawn = True
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=[r.get("random_probe_test_acc_mean") for r in table],
-                    name="random init",
-                    error_y={"type": "data", "array": [r.get("random_probe_test_acc_std", 0) for r in table]},
-                    mode="lines+markers",
-                    line={"color": "#64748b", "dash": "dash"},
-                    marker={"size": 7},
-                )
-            )
-    first = next(iter(reports.values()), None)
-    if first is not None:
-        sup = _supervised_points(first.get("train_data", ""))
-        if sup:
-            fig.add_trace(
-                go.Scatter(
-                    x=[p["size"] for p in sup],
-                    y=[p["test_acc"] for p in sup],
-                    name="supervised from scratch",
-                    mode="markers",
-                    marker={"symbol": "star", "size": 16, "color": "#e11d48"},
-                    hovertext=[f"{p['run']}: {p.get('epochs', '?')} epochs" for p in sup],
-                )
-            )
-    ys = [y for trace in fig.data for y in (trace.y or ()) if isinstance(y, int | float)]
-    fine = bool(ys) and max(ys) - min(ys) < 0.1
-    sizes = sorted({x for trace in fig.data for x in (trace.x or ())})
-    fig.update_layout(
-        height=460,
-        xaxis={"type": "log", "title": "labelled images per class", "tickvals": sizes},
-        yaxis={"title": "test accuracy", "tickformat": ".1%" if fine else ".0%"},
-        margin={"l": 10, "r": 10, "t": 20, "b": 10},
-        legend={"orientation": "h", "y": -0.22},
-    )
-    return fig
-
-
-def probe_table(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for run_id, rep in reports.items():
-        for r in rep["table"]:
-            rows.append(
-                {
-                    "run": run_id,
-                    "features": rep.get("features"),
-                    "images per class": r["size"],
-                    "probe test acc": r.get("probe_test_acc_mean"),
-                    "± std": r.get("probe_test_acc_std"),
-                    "probe train acc": r.get("probe_train_acc_mean"),
-                    "kNN acc": r.get("knn_acc_mean"),
-                    "random-init probe": r.get("random_probe_test_acc_mean"),
-                    "repeats": rep.get("repeats"),
-                }
-            )
-    return rows
-
-
 def probe_results(run_ids: list[str]) -> None:
     """The figure, table and CSV of the chosen runs' probe.json (instant: nothing is recomputed)."""
     reports = {rid: rep for rid in run_ids if (rep := _probe_report(rid)) is not None}
@@ -1367,8 +1143,9 @@ def probe_results(run_ids: list[str]) -> None:
         st.caption("No probe results yet for " + ", ".join(missing) + ": press *Run probe*.")
     if not reports:
         return
-    st.plotly_chart(probe_figure(reports), width="stretch", key="chart.probe")
-    rows = probe_table(reports)
+    supervised = _supervised_points(next(iter(reports.values())).get("train_data", ""))
+    st.plotly_chart(figures.probe_figure(reports, supervised), width="stretch", key="chart.probe")
+    rows = figures.probe_table(reports)
     pct = st.column_config.NumberColumn(format="percent")
     st.dataframe(
         rows,
