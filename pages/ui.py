@@ -251,7 +251,7 @@ def sidebar() -> None:
     with st.sidebar:
         job = jobs().training_job()
         if job is not None and job.alive():
-            st.info(f"Training **{job.name}** in the background.", icon=":material/model_training:")
+            st.fragment(_training_badge, run_every=2.0)(job.name)
         st.selectbox(
             "Dataset",
             dataset_choices(),
@@ -277,6 +277,14 @@ def sidebar() -> None:
             st.text_input("Runs folder", key="runs_root", help="Where runs are stored; created on the first run.")
             st.caption(f"Data cache: `{data_root()}`")
     notices()
+
+
+def _training_badge(name: str) -> None:
+    """The background job's badge; polls while it runs, so every page notices when it ends."""
+    job = jobs().training_job()
+    if job is None or not job.alive():
+        st.rerun(scope="app")  # refresh the run's state in the picker and the page's buttons
+    st.info(f"Training **{name}** in the background.", icon=":material/model_training:")
 
 
 def dataset_choices() -> list[str]:

@@ -271,17 +271,20 @@ def cpu_demo_config(data: str = "shapes:unlabeled") -> TrainConfig:
     """A run that shows learning within minutes on a laptop CPU (the dashboard's demo and CPU preset).
 
     32 px with the standard ResNet stem runs ~5x more views/s than the small-input stem on CPU; crops of at
-    least 30 % of the image keep the shape in view. Measured on 2 cores (shapes, 6 min, ~700 steps): kNN
-    accuracy 0.16 -> 0.24, train top-1 0.04 -> 0.26, loss 4.9 -> 3.5.
+    least 30 % of the image keep the shape in view, and the blur kernel shrinks with the image (3 px at 32 px
+    as 9 px at the tutorial's 96). Measured on 2 cores (shapes, 40 epochs = 1,280 steps in 4.8 min, bf16):
+    kNN accuracy 0.12 -> 0.36, loss 5.5 -> 2.1; linear probe 30.6 / 45.2 / 52.9 % at 10 / 100 / 500 labels
+    per class against 14.0 / 21.8 / 29.1 % for a random encoder.
     """
     aug = augmentation_preset("tutorial", crop_size=32)
     aug.crop_scale = (0.3, 1.0)
+    aug.blur_kernel = 3  # the tutorial's 9 px kernel is sized for 96 px views (~10 % of the side)
     return TrainConfig(
         data=data,
         image_size=32,
         small_input=False,
         batch_size=128,
-        epochs=20,
+        epochs=40,
         max_minutes=5.0,
         lr=1e-3,
         temperature=0.1,

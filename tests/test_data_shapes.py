@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -97,3 +98,28 @@ def test_colour_identifies_the_image_but_not_the_class():
     class_acc = (torch.cdist(feats[~half], centroids).argmin(1) == data.labels[~half]).float().mean().item()
     assert identity_acc > 0.8  # 300 candidates: chance is 0.003
     assert class_acc < 0.25  # 10 classes: chance is 0.1
+
+
+@pytest.mark.parametrize("cls", range(len(shapes_mod.CLASSES)))
+def test_each_shape_is_drawn_inside_its_disc(cls):
+    """Foreground covers part of the shape's disc and nothing outside it (no shape drawn inside out)."""
+    size, radius = 128, 0.4
+    p = shapes_mod.sample_params("unlabeled", 1, seed=cls)
+    p.update(
+        label=torch.tensor([cls]),
+        cx=torch.tensor([0.5]),
+        cy=torch.tensor([0.5]),
+        radius=torch.tensor([radius]),
+        fg=torch.tensor([[1.0, 0.0, 0.0]]),
+        bg=torch.tensor([[0.0, 0.0, 1.0]]),
+        tex=torch.tensor([[0.0, 0.0, 1.0]]),
+        shade=torch.zeros(1),
+        texture=torch.zeros(1, dtype=torch.long),
+    )
+    red = shapes_mod.render(p, size)[0, 0].float() / 255
+    coords = (torch.arange(size) + 0.5) / size - 0.5
+    dist = torch.sqrt(coords[None, :] ** 2 + coords[:, None] ** 2)
+    disc = dist <= radius * 1.06  # the L's corners reach 1.04 radii
+    share = red[disc].mean().item()
+    assert 0.2 < share < 0.9, f"{shapes_mod.CLASSES[cls]} covers {share:.0%} of its disc"
+    assert red[~disc].max().item() < 0.05, f"{shapes_mod.CLASSES[cls]} spills outside its disc"

@@ -38,7 +38,7 @@ def _slug(parsed: DataSpec) -> str:
 
 
 def _load_shapes(parsed: DataSpec, spec: str, size: int, root: Path, progress: Progress) -> ImageSet:
-    path = decoded_dir(root) / cache_key(_slug(parsed), parsed.canonical, size)
+    path = decoded_dir(root) / cache_key(_slug(parsed), parsed.canonical, size, f"shapes-v{shapes.VERSION}")
     hit = load_cached(path, spec)
     if hit is not None:
         return hit

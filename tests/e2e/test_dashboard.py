@@ -161,8 +161,15 @@ def test_stopped_run_resumes_and_stops_again(page, server):
     page.get_by_role("button", name="Resume").click()
     stop = page.get_by_role("button", name="Stop")
     stop.wait_for(timeout=120_000)
+    # Every page's sidebar says a run is training in the background.
+    page.get_by_role("link", name="Augment").click()
+    badge = page.locator('[data-testid="stSidebar"]').get_by_text("in the background")
+    badge.wait_for(timeout=60_000)
+    page.get_by_role("link", name="Train").click()
+    page.get_by_role("tab", name="Run", exact=True).click()
     press_stop(page)
     wait_for(lambda: page.get_by_role("button", name="Resume").count() > 0, 240, "the resumed run did not stop")
+    wait_for(lambda: badge.count() == 0, 30, "the sidebar still says the run is training")
     no_exception(page)
 
 
