@@ -198,8 +198,8 @@ def test_probe_on_a_trained_run(tiny_run: Path, tmp_path: Path, capsys: pytest.C
 def test_short_simclr_run_beats_random_init(tmp_path: Path) -> None:
     """The report's figure in miniature: ~300 CPU steps of the demo recipe on shapes beat a random encoder.
 
-    Measured (2 cores, 348 steps in 90 s): probe 16.7 +- 0.3 vs 11.4 +- 1.4 % at 10/class,
-    20.6 +- 0.6 vs 15.5 +- 0.8 % at 100/class.
+    Measured (2 cores, 320 steps in 81 s): probe 23.8 +- 1.2 vs 14.9 +- 0.8 % at 10/class,
+    34.5 +- 0.7 vs 23.3 +- 0.1 % at 100/class.
     """
     from dataclasses import replace
 
@@ -213,4 +213,4 @@ def test_short_simclr_run_beats_random_init(tmp_path: Path) -> None:
         run.checkpoint("last"), "shapes:train?n=200", "shapes:test?n=200", sizes=(10, 100), repeats=3, device="cpu"
     )
     for row in report["table"]:
-        assert row["probe_test_acc_mean"] > row["random_probe_test_acc_mean"] + 0.02, row
+        assert row["probe_test_acc_mean"] > row["random_probe_test_acc_mean"] + 0.04, row
