@@ -42,13 +42,14 @@ def _check(feats: torch.Tensor | np.ndarray, method: str, dims: int) -> np.ndarr
 
 def pca(x: np.ndarray, dims: int) -> np.ndarray:
     """Top principal components of ``x: (N, D)`` -> ``(N, dims)``, signs fixed so each column's largest |loading| is positive."""
-    xt = torch.from_numpy(x).double()
-    xt = xt - xt.mean(0, keepdim=True)
-    cov = xt.T @ xt / max(1, xt.shape[0] - 1)
+    xt = torch.from_numpy(x).float()
+    xt = xt - xt.double().mean(0, keepdim=True).float()
+    # The N x D product in float32 (5x faster than float64, and the D x D solve stays float64).
+    cov = (xt.T @ xt).double() / max(1, xt.shape[0] - 1)
     _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
     comps = vecs[:, -dims:].flip(1)  # (D, dims), largest variance first
     signs = torch.sign(comps.gather(0, comps.abs().argmax(0, keepdim=True)))
-    coords = xt @ (comps * torch.where(signs == 0, 1.0, signs))
+    coords = xt @ (comps * torch.where(signs == 0, 1.0, signs)).float()
     if coords.shape[1] < dims:  # fewer feature dimensions than requested
         coords = F.pad(coords, (0, dims - coords.shape[1]))
     return coords.float().numpy()
