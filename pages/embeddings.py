@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import figures, ui
+from pages import evaluation, figures, ui
 
 ui.ensure_routed(__file__)
 
@@ -39,7 +39,7 @@ if ss["keep.emb_source"] == "Run":
             icon=":material/info:",
         )
         st.stop()
-    train_spec, test_spec = ui.eval_specs(run)
+    train_spec, test_spec = evaluation.eval_specs(run)
 else:
     upload = st.file_uploader("Checkpoint (.ckpt)", type=["ckpt", "pt", "pth"], key="upload.ckpt")
     train_spec, test_spec = None, None
@@ -62,7 +62,7 @@ c[1].selectbox(
     format_func=lambda k: "other labelled data ..." if k == "other" else f"{k} ({splits[k] or 'none'})",
 )
 c[2].select_slider("Points", [500, 1000, 2000, 4000, 8000, 16000], key="keep.emb_points")
-c[3].selectbox("Method", list(ui.PROJECTIONS), key="keep.emb_method")
+c[3].selectbox("Method", list(evaluation.PROJECTIONS), key="keep.emb_method")
 c[4].radio(
     "Features",
     ["h", "z"],
@@ -86,7 +86,7 @@ if not spec:
         )
     st.stop()
 if run is not None:
-    ckpt = ui.run_checkpoint(run, ss["keep.emb_which_ckpt"])
+    ckpt = evaluation.run_checkpoint(run, ss["keep.emb_which_ckpt"])
     if ckpt is None:
         st.info(
             f"Run {run.id} has no checkpoint yet: the first one is written after its first epoch.",
@@ -94,20 +94,20 @@ if run is not None:
         )
         st.stop()
 else:
-    ckpt = ui.uploaded_checkpoint(upload)
+    ckpt = evaluation.uploaded_checkpoint(upload)
     if ckpt is None:
         st.stop()
 
-feats = ui.feature_set(ckpt, spec, ss["keep.emb_features"])
+feats = evaluation.feature_set(ckpt, spec, ss["keep.emb_features"])
 if feats is None:
     st.stop()
-table = ui.embedding(ckpt, spec, ss["keep.emb_features"], ss["keep.emb_method"], int(ss["keep.emb_points"]))
+table = evaluation.embedding(ckpt, spec, ss["keep.emb_features"], ss["keep.emb_method"], int(ss["keep.emb_points"]))
 if table is None:
     st.stop()
 
 plot_col, side = st.columns([3, 1.2], gap="medium")
 with side:
-    knn = ui.feature_knn(ckpt, spec, ss["keep.emb_features"])
+    knn = evaluation.feature_knn(ckpt, spec, ss["keep.emb_features"])
     st.metric(
         "kNN accuracy (k=20)",
         f"{knn:.1%}" if knn is not None else "—",
@@ -126,7 +126,7 @@ with plot_col:
         selection_mode=("points", "box", "lasso"),
     )
 
-selected = ui.selected_indices(event)
+selected = evaluation.selected_indices(event)
 with side:
     if selected:
         st.markdown(f"**{len(selected)} selected**")
@@ -134,10 +134,10 @@ with side:
         st.caption("Select points on the map to see their images here.")
 
 if selected:
-    size = int(feats.meta.get("image_size") or (ui.run_image_size(run) if run is not None else 96))
+    size = int(feats.meta.get("image_size") or (evaluation.run_image_size(run) if run is not None else 96))
     images = ui.attempt("load the images", ui.dataset, spec, size)
     st.subheader("Selected images", anchor=False)
-    ui.thumbnail_grid(images, selected[:48], feats.classes, feats.labels)
+    evaluation.thumbnail_grid(images, selected[:48], feats.classes, feats.labels)
     if len(selected) > 48:
         st.caption(f"Showing 48 of {len(selected)}.")
     query = (
@@ -146,11 +146,11 @@ if selected:
         else st.selectbox(
             "Nearest neighbours of",
             selected[:48],
-            format_func=lambda i: f"image {i} ({ui.class_of(feats, i)})",
+            format_func=lambda i: f"image {i} ({evaluation.class_of(feats, i)})",
             key="emb_query",
         )
     )
     st.subheader(f"Nearest neighbours of image {query}", anchor=False)
-    hits = ui.attempt("find neighbours", ui.neighbours, feats, int(query), 12)
+    hits = ui.attempt("find neighbours", evaluation.neighbours, feats, int(query), 12)
     if hits is not None:
-        ui.thumbnail_grid(images, hits[0], feats.classes, feats.labels, similarities=hits[1])
+        evaluation.thumbnail_grid(images, hits[0], feats.classes, feats.labels, similarities=hits[1])

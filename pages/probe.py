@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import ui
+from pages import evaluation, ui
 
 ui.ensure_routed(__file__)
 
@@ -23,7 +23,7 @@ st.caption(
     "split. Pretraining pays off where the SimCLR line sits above random init with few labels."
 )
 
-runs = ui.probe_candidates()
+runs = evaluation.probe_candidates()
 if not runs:
     st.info(
         "No SimCLR run with a checkpoint yet: train one first (Home → demo, or the Train page).", icon=":material/info:"
@@ -37,7 +37,7 @@ ss["keep.probe_runs"] = [r for r in ss["keep.probe_runs"] if r in runs]
 st.multiselect("Runs", runs, key="keep.probe_runs", format_func=ui.run_label)
 c = st.columns([2.4, 1, 1, 1])
 c[0].multiselect(
-    "Images per class", ui.PROBE_SIZES, key="keep.probe_sizes", help="Capped by what the training split holds."
+    "Images per class", evaluation.PROBE_SIZES, key="keep.probe_sizes", help="Capped by what the training split holds."
 )
 c[1].number_input(
     "Repeats",
@@ -63,7 +63,7 @@ start = st.button(
     key="btn.probe",
 )
 if start:
-    ui.start_probe(
+    evaluation.start_probe(
         chosen,
         sorted(ss["keep.probe_sizes"]),
         int(ss["keep.probe_repeats"]),
@@ -73,8 +73,8 @@ if start:
         ss["keep.probe_test"].strip() or None,
     )
 
-ui.probe_progress()
-ui.probe_results(chosen)
+evaluation.probe_progress()
+evaluation.probe_results(chosen)
 
 st.divider()
 st.subheader("Supervised baseline", anchor=False)
@@ -85,11 +85,11 @@ st.caption(
 s = st.columns([1, 1, 2], vertical_alignment="bottom")
 s[0].number_input("Time budget (minutes)", min_value=0.5, max_value=600.0, step=0.5, key="keep.sup_minutes")
 if s[1].button("Train baseline", icon=":material/school:", disabled=not chosen, key="btn.supervised"):
-    ui.start_supervised(
+    evaluation.start_supervised(
         chosen[0],
         max(ss["keep.probe_sizes"] or [500]),
         float(ss["keep.sup_minutes"]),
         ss["keep.probe_train"].strip() or None,
         ss["keep.probe_test"].strip() or None,
     )
-ui.supervised_progress()
+evaluation.supervised_progress()

@@ -112,6 +112,10 @@ def page(browser: object) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1400, "height": 1200})  # type: ignore[attr-defined]
     pg = context.new_page()
     pg.set_default_timeout(60_000)
+    console: list[str] = []
+    pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    pg.on("pageerror", lambda e: console.append(f"page error: {e}"))
+    pg.console_log = console  # read by screenshot_on_failure
     yield pg
     context.close()
 
@@ -129,10 +133,13 @@ FAILED = pytest.StashKey[bool]()
 
 @pytest.fixture(autouse=True)
 def screenshot_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    """What the browser showed when a test failed: test-artifacts/FAILED-<test>.png."""
+    """What the browser showed when a test failed: test-artifacts/FAILED-<test>.png, and .txt with the
+    page's address, the browser console of the session and the page's text."""
     yield
     if request.node.stash.get(FAILED, False) and "page" in request.fixturenames:
         ARTIFACTS.mkdir(exist_ok=True)
-        request.getfixturevalue("page").screenshot(
-            path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"), full_page=True
-        )
+        page = request.getfixturevalue("page")
+        page.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"), full_page=True)
+        console = "\n".join(getattr(page, "console_log", [])[-200:])
+        text = f"{page.url}\n\n--- console\n{console}\n\n--- page text\n{page.inner_text('body')}\n"
+        (ARTIFACTS / f"FAILED-{request.node.name}.txt").write_text(text)
