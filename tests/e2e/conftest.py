@@ -115,6 +115,7 @@ def page(browser: object) -> Iterator[object]:
     console: list[str] = []
     pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
     pg.on("pageerror", lambda e: console.append(f"page error: {e}"))
+    pg.on("crash", lambda _: console.append("the page crashed (renderer process gone)"))
     pg.console_log = console  # read by screenshot_on_failure
     yield pg
     context.close()
