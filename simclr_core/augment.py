@@ -403,11 +403,14 @@ _MALLOC_TUNED = False
 def tune_cpu_malloc() -> bool:
     """Let glibc keep freed memory up to 1 GiB for reuse instead of returning it to the OS; once per process.
 
-    CPU augmentation (and CPU training) allocates and frees many multi-MB temporaries; with
-    glibc's defaults each one is mmap-ed fresh and page-faulted in, which measured 1.1x (idle
-    machine) to 2x (busy shared cores) slower. Raising M_MMAP_THRESHOLD / M_TRIM_THRESHOLD makes
-    them reuse heap memory (the resident size then stays near its peak). Process-wide; skipped
-    when not on glibc or when $SIMCLR_STUDIO_MALLOC_TUNING is "0". Returns whether it applied.
+    CPU training (and the torch-ops augmentation) allocates and frees many multi-MB temporaries;
+    with glibc's defaults each one is mmap-ed fresh and page-faulted in. Measured on 2 cores:
+    a 96 px batch-256 bf16 training step takes 1.63 s with this against 1.92 s without (+18 %
+    views/s, peak RSS 3.2 against 2.6 GiB); the batched torch-ops augmentation ran 1.1x-2x
+    faster. Raising M_MMAP_THRESHOLD / M_TRIM_THRESHOLD makes them reuse heap memory (the
+    resident size then stays near its peak). Process-wide, applied by the first CPU ``apply``
+    (so by every CPU training run); skipped when not on glibc or when
+    $SIMCLR_STUDIO_MALLOC_TUNING is "0". Returns whether it applied.
     """
     global _MALLOC_TUNED
     if _MALLOC_TUNED or os.environ.get("SIMCLR_STUDIO_MALLOC_TUNING", "1") == "0":
