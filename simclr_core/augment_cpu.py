@@ -126,7 +126,7 @@ def _hue_channel(h: np.float32, offset: np.float32, v: np.float32, delta: np.flo
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _hue(x: np.ndarray, shift: np.float32) -> None:
-    """Hue rotation through HSV, in sixths of a turn, branch-free (see ``augment._adjust_hue_``)."""
+    """Hue rotation through HSV in sixths of a turn (the formula of ``augment._adjust_hue_``), per pixel."""
     r, g, b = x[0].reshape(-1), x[1].reshape(-1), x[2].reshape(-1)
     turn = np.float32(6.0) * shift
     for p in range(r.size):
