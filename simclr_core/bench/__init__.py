@@ -21,7 +21,10 @@ SECTIONS = {
     "dashboard": "simclr_core.bench.dashboard_bench",
     "memory": "simclr_core.bench.memory_bench",
 }
-EXTRA = {"profile": "simclr_core.bench.profile_bench"}  # on request only: notes, not figures
+EXTRA = {  # on request only: notes, not figures (profile); a CUDA machine (gpu, see benchmarks/gpu_check.sh)
+    "profile": "simclr_core.bench.profile_bench",
+    "gpu": "simclr_core.bench.gpu_bench",
+}
 
 __all__ = ["SECTIONS", "EXTRA", "BenchError", "Check", "Options", "Section", "run_suite"]
 

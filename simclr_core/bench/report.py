@@ -70,8 +70,17 @@ def _checks_of(block: str) -> list[Check]:
     return [Check(*c) for c in json.loads(found.group(1))] if found else []
 
 
-def merge(old: str, sections: list[Section], machine: dict[str, str], order: list[str], quick: bool) -> str:
-    """The new BENCHMARKS.md text: fresh blocks for ``sections``, old blocks for the rest, notes kept."""
+def _machine_table(old: str) -> str:
+    """The machine table of an existing BENCHMARKS.md (empty table when it has none)."""
+    found = re.search(r"## Machine\n\n(\|.*?)\n\n", old, re.S)
+    return found.group(1) if found else table(["", ""], [])
+
+
+def merge(old: str, sections: list[Section], machine: dict[str, str] | None, order: list[str], quick: bool) -> str:
+    """The new BENCHMARKS.md text: fresh blocks for ``sections``, old blocks for the rest, notes kept.
+
+    ``machine`` None keeps the old machine table (a section measured elsewhere, e.g. the GPU block, says its own).
+    """
     notes = old.split(NOTES_MARKER, 1)[1].lstrip("\n") if NOTES_MARKER in old else DEFAULT_NOTES
     blocks = {m.group(1): m.group(0) for m in _BLOCK.finditer(old)}
     blocks.update({s.key: _block(s, quick) for s in sections})
@@ -87,7 +96,7 @@ def merge(old: str, sections: list[Section], machine: dict[str, str], order: lis
         "",
         "## Machine",
         "",
-        table(["", ""], [[k, v] for k, v in machine.items()]),
+        table(["", ""], [[k, v] for k, v in machine.items()]) if machine is not None else _machine_table(old),
         "",
     ]
     if checks:
@@ -96,7 +105,7 @@ def merge(old: str, sections: list[Section], machine: dict[str, str], order: lis
     return "\n".join(parts).rstrip() + "\n\n" + NOTES_MARKER + "\n\n" + notes
 
 
-def write(path: Path, sections: list[Section], machine: dict[str, str], order: list[str], quick: bool) -> None:
+def write(path: Path, sections: list[Section], machine: dict[str, str] | None, order: list[str], quick: bool) -> None:
     """Update ``path`` in place (see ``merge``); creates it when missing."""
     old = path.read_text() if path.is_file() else ""
     path.write_text(merge(old, sections, machine, order, quick))

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if targets:
         print(report.render_checks(targets))
     if args.out:
-        report.write(Path(args.out), sections, info, [*SECTIONS, *EXTRA], args.quick)
+        # The GPU block describes its own machine: measured alone, it keeps the header's (CPU) machine table.
+        report.write(Path(args.out), sections, None if set(what) <= {"gpu"} else info, [*SECTIONS, *EXTRA], args.quick)
         print(f"wrote {args.out}")
     return 0
