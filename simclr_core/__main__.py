@@ -13,6 +13,7 @@ import importlib
 import sys
 
 from simclr_core.config import ConfigError
+from simclr_core.process import configure_process
 
 COMMANDS = ("data", "preview", "train", "probe", "embed", "bench")
 
@@ -41,6 +42,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_process()  # before the subcommands import torch
     args = get_args_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -30,7 +30,6 @@ in [0, 1]: bf16 elementwise ops measured 2-3x slower on this CPU, so there is no
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 import threading
@@ -397,36 +396,9 @@ def _check_images(images_u8: torch.Tensor) -> None:
         raise ValueError(f"expected uint8 images (B, 3, H, W), got {tuple(images_u8.shape)} {images_u8.dtype}")
 
 
-_MALLOC_TUNED = False
-
-
-def tune_cpu_malloc() -> bool:
-    """Let glibc keep freed memory up to 1 GiB for reuse instead of returning it to the OS; once per process.
-
-    CPU training (and the torch-ops augmentation) allocates and frees many multi-MB temporaries;
-    with glibc's defaults each one is mmap-ed fresh and page-faulted in. Measured on 2 cores:
-    a 96 px batch-256 bf16 training step takes 1.63 s with this against 1.92 s without (+18 %
-    views/s, peak RSS 3.2 against 2.6 GiB); the batched torch-ops augmentation ran 1.1x-2x
-    faster. Raising M_MMAP_THRESHOLD / M_TRIM_THRESHOLD makes them reuse heap memory (the
-    resident size then stays near its peak). Process-wide, applied by the first CPU ``apply``
-    (so by every CPU training run); skipped when not on glibc or when
-    $SIMCLR_STUDIO_MALLOC_TUNING is "0". Returns whether it applied.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED or os.environ.get("SIMCLR_STUDIO_MALLOC_TUNING", "1") == "0":
-        return _MALLOC_TUNED
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        _MALLOC_TUNED = bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
-    except (OSError, AttributeError):
-        _MALLOC_TUNED = False
-    return _MALLOC_TUNED
-
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+# Keyed by process too: a forked child (a DataLoader worker) inherits the dict but none of the threads.
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
-os.register_at_fork(after_in_child=_POOLS.clear)  # a forked child (DataLoader worker) has none of the threads
 
 
 def _cpu_pool(workers: int) -> ThreadPoolExecutor:
@@ -436,10 +408,11 @@ def _cpu_pool(workers: int) -> ThreadPoolExecutor:
     parallel scales across cores, while intra-op OpenMP threads on such small ops mostly
     synchronise (and stall badly when cores are shared).
     """
+    key = (os.getpid(), workers)
     with _POOLS_LOCK:
-        if workers not in _POOLS:
-            _POOLS[workers] = ThreadPoolExecutor(workers, "augment", initializer=torch.set_num_threads, initargs=(1,))
-        return _POOLS[workers]
+        if key not in _POOLS:
+            _POOLS[key] = ThreadPoolExecutor(workers, "augment", initializer=torch.set_num_threads, initargs=(1,))
+        return _POOLS[key]
 
 
 def _augment_chunk(
@@ -484,7 +457,6 @@ def apply(
     if device.type != "cpu":
         _augment_chunk(images_u8, params, torch.argsort(_jitter_code(params), stable=True), cfg, size, out)
         return out
-    tune_cpu_malloc()
     workers = max(1, int(threads or torch.get_num_threads()))
     pool = _cpu_pool(workers)
     if fused:

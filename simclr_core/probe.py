@@ -17,8 +17,7 @@ Two deliberate departures from the seed, both to stop peeking at the test set:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 
 from simclr_core.config import ConfigError
 from simclr_core.knn import knn_accuracy
+from simclr_core.process import one_cpu_thread
 
 SUBSETS = ("random", "first")
 DEFAULT_SIZES = (10, 20, 50, 100, 200, 500)
@@ -131,25 +131,6 @@ def make_plan(
         for s in capped_sizes:
             plan.subsets[(s, r)] = torch.cat([order[c][:s] for c in classes])
     return plan
-
-
-@contextmanager
-def _one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """On CPU, run the probe single-threaded, then restore the thread count.
-
-    Its ops are tiny (64-row batches): extra intra-op threads only add synchronisation, which on
-    busy cores costs several times the work (measured on 2 shared cores: 3.2 s with one thread,
-    13.5 s with two, for the same sweep).
-    """
-    before = torch.get_num_threads()
-    if device.type != "cpu" or before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _accuracy(
@@ -308,7 +289,7 @@ def probe_sweep(
     val = (x_all[plan.val_idx.to(dev)], y_all[plan.val_idx.to(dev)]) if plan.val_idx.numel() else None
     n_classes = len(plan.classes)
     rows: list[dict[str, Any]] = []
-    with _one_cpu_thread(dev):
+    with one_cpu_thread(dev):
         for size in plan.sizes:
             idx = torch.stack([plan.subsets[(size, r)] for r in range(plan.repeats)]).to(dev)  # (R, n)
             x, y = x_all[idx], y_all[idx]

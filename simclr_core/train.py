@@ -542,7 +542,6 @@ class RunRecorder(pl.Callback):
 def build_trainer(prepared: Prepared, recorder: RunRecorder, run: Run | None, progress_bar: bool = False) -> pl.Trainer:
     """A Lightning Trainer that writes nothing itself: the recorder owns the run directory."""
     cfg = prepared.config
-    torch.backends.cudnn.benchmark = True
     return pl.Trainer(
         accelerator=prepared.accelerator,
         devices=prepared.devices,

@@ -3,6 +3,9 @@
 Runs one measurement function of a section module and prints its result as one JSON line.
 A fresh interpreter per measurement makes peak RSS (ru_maxrss) and cold-start times mean
 what they say: nothing allocated, cached or compiled by an earlier measurement is reused.
+Each worker measures under the settings the CLI and the dashboard run with
+(``configure_process``); its OMP_WAIT_POLICY comes from the parent's environment, since
+``python -m`` has loaded torch (through ``simclr_core.bench``) before ``main`` runs.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+
+from simclr_core.process import configure_process
 
 KINDS = {
     "idle": "simclr_core.bench.core:idle_process",
@@ -30,6 +35,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in KINDS:
         print(f"usage: python -m simclr_core.bench.worker {{{','.join(KINDS)}}} JSON_PARAMS", file=sys.stderr)
         return 2
+    configure_process()
     module_name, func_name = KINDS[argv[0]].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     result = func(**json.loads(argv[1]))
