@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from torch import nn
 
 from simclr_core import augment
 from simclr_core.config import BACKBONES, ConfigError, augmentation_preset
-from simclr_core.jobs import BackgroundJob
+from simclr_core.jobs import Job
 from simclr_core.model import FEATURE_DIMS, make_backbone
 from simclr_core.probe import SUBSETS, make_plan
 from simclr_core.store import Run, create_run
@@ -295,8 +296,8 @@ def train_supervised(
     return out
 
 
-class SupervisedJob(BackgroundJob):
-    """The baseline in a background thread, like ``train.TrainingJob``.
+class SupervisedJob(Job[dict[str, Any]]):
+    """The baseline in a background thread, like ``train.TrainingJob``; ``result`` is results.json's content.
 
     ``start()`` loads the data in the caller's thread (bad settings raise before a run directory
     exists), creates the run (kind "supervised") and trains in a daemon thread; ``stop()`` ends the
@@ -310,21 +311,20 @@ class SupervisedJob(BackgroundJob):
         name: str | None = None,
         subsets: dict[int, torch.Tensor] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(label=name or "supervised")
         self.cfg, self.runs_root, self.name, self._subsets = cfg, runs_root, name, subsets
         self.run: Run | None = None
-        self.result: dict[str, Any] | None = None
 
     def start(self) -> SupervisedJob:
         data = prepare_supervised(self.cfg, self._subsets)
         run = create_run(self.runs_root, self.cfg.to_dict(), name=self.name or "supervised", kind="supervised")
         self.run = run
 
-        def work() -> None:
+        def work() -> dict[str, Any]:
             try:
-                self.result = train_supervised(self.cfg, run, data, self.stop_event)
+                result = train_supervised(self.cfg, run, data, self.stop_event)
                 state = "stopped" if self.stop_event.is_set() else "finished"
-                accs = [r["test_acc"] for r in self.result["results"]]
+                accs = [r["test_acc"] for r in result["results"]]
                 run.write_status(
                     state=state,
                     progress=1.0,
@@ -332,6 +332,7 @@ class SupervisedJob(BackgroundJob):
                     finished_at=time.time(),
                     message=f"test accuracy {max(accs):.4f}" if accs else "stopped before any model",
                 )
+                return result
             except BaseException as err:  # recorded for the dashboard; the thread must not die silently
                 run.log(traceback.format_exc())
                 run.write_status(state="failed", message=f"{type(err).__name__}: {err}"[:500], finished_at=time.time())
@@ -339,3 +340,36 @@ class SupervisedJob(BackgroundJob):
 
         self._launch(work, name=f"supervised-{run.id}")
         return self
+
+
+def baseline_config(
+    encoder: Mapping[str, Any],
+    train_data: str,
+    test_data: str,
+    sizes: list[int],
+    max_minutes: float | None,
+    *,
+    subset: str = "random",
+    val_fraction: float = 0.0,
+    seed: int = 0,
+    image_size: int | None = None,
+    device: str = "auto",
+) -> SupervisedConfig:
+    """The baseline for an encoder: its architecture (``backbone``, ``small_input``, ``image_size`` of its
+    hyperparameters or TrainConfig) trained from scratch on the labelled data it is probed on.
+
+    With the probe's ``subset``/``val_fraction``/``seed`` it trains on the probe's repeat-0 subsets.
+    """
+    return SupervisedConfig(
+        train_data=train_data,
+        test_data=test_data,
+        sizes=[int(s) for s in sizes],
+        subset=subset,
+        val_fraction=val_fraction,
+        seed=seed,
+        image_size=int(image_size or encoder.get("image_size") or 96),
+        backbone=str(encoder.get("backbone") or "resnet18"),
+        small_input=bool(encoder.get("small_input")),
+        max_minutes=max_minutes,
+        device=device,
+    )

@@ -41,7 +41,7 @@ from simclr_core.data import DatasetError, ImageSet, load_dataset
 from simclr_core.data.spec import sibling_spec
 from simclr_core.devices import cpu_has_fast_bf16
 from simclr_core.distributed import rank_and_world
-from simclr_core.jobs import BackgroundJob
+from simclr_core.jobs import Job
 from simclr_core.module import TRAIN_METRICS, VAL_METRICS, SimCLRModule, stream_seed
 from simclr_core.store import Run, create_run, write_json_atomic
 
@@ -764,7 +764,7 @@ def _final_status(run: Run, recorder: RunRecorder, trainer: pl.Trainer) -> None:
 
 
 # -- background job -------------------------------------------------------------------------------
-class TrainingJob(BackgroundJob):
+class TrainingJob(Job[Run]):
     """A training in a background thread, for the dashboard.
 
     ``start()`` validates and loads the data in the caller's thread (so bad settings raise at once,
@@ -799,8 +799,11 @@ class TrainingJob(BackgroundJob):
         assert run is not None
         self.run = run
 
-        # failures are recorded in status.json and train.log by _fit
-        self._launch(lambda: _fit(prepared, run, ckpt, self.stop_event, None, False), name=f"train-{run.id}")
+        def work() -> Run:
+            _fit(prepared, run, ckpt, self.stop_event, None, False)  # failures: status.json and train.log
+            return run
+
+        self._launch(work, name=f"train-{run.id}")
         return self
 
 

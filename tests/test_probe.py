@@ -204,7 +204,7 @@ def test_short_simclr_run_beats_random_init(tmp_path: Path) -> None:
     from dataclasses import replace
 
     from simclr_core.config import cpu_demo_config
-    from simclr_core.probe import probe_report
+    from simclr_core.probe_run import probe_report
     from simclr_core.train import train
 
     config = replace(cpu_demo_config(), epochs=10, max_minutes=None, val_limit=200, precision="32", seed=0)

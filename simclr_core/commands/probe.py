@@ -39,8 +39,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from simclr_core.config import ConfigError
-
 
 def _sizes(text: str) -> list[int]:
     try:
@@ -147,91 +145,43 @@ def _print_table(report: dict[str, Any]) -> None:
         print(f"note: sizes capped at {report['max_per_class']} images per class (what the split holds)")
 
 
-def _supervised(args: argparse.Namespace, report: dict[str, Any], image_size: int, arch: dict[str, Any]) -> dict:
-    import torch
-
-    from simclr_core.probe import make_plan
-    from simclr_core.supervised import SupervisedConfig, SupervisedJob
-
-    sizes = args.baseline_sizes or [max(report["sizes"])]
-    cfg = SupervisedConfig(
-        train_data=report["train_data"],
-        test_data=report["test_data"],
-        sizes=sizes,
-        subset=args.subset,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        image_size=image_size,
-        backbone=arch.get("backbone", "resnet18"),
-        small_input=bool(arch.get("small_input")),
-        max_minutes=args.max_minutes,
-        device=args.device or "auto",
-    )
-    from simclr_core.data import load_dataset
-
-    labels = load_dataset(cfg.train_data, image_size=image_size).labels
-    plan = make_plan(
-        torch.as_tensor(labels), sorted(set(sizes) | set(report["sizes"])), 1, args.subset, args.val_fraction, args.seed
-    )
-    subsets = {min(s, plan.max_per_class): plan.subsets[(min(s, plan.max_per_class), 0)] for s in sizes}
-    job = SupervisedJob(cfg, args.runs_dir, subsets=subsets).start()
-    print(f"supervised baseline: {job.run.path} (budget {args.max_minutes} min)", file=sys.stderr)
-    try:
-        while not job.join(1.0):
-            pass
-    except KeyboardInterrupt:
-        print("stopping the supervised baseline; it evaluates what it has", file=sys.stderr)
-        job.stop()
-        job.join()
-    if job.error is not None:
-        raise job.error
-    return {
-        "run": str(job.run.path),
-        "results": job.result["results"] if job.result else [],
-        "max_minutes": args.max_minutes,
-    }
-
-
 def run(args: argparse.Namespace) -> int:
-    from simclr_core.features import RandomInit, default_eval_specs
-    from simclr_core.model import load_checkpoint
-    from simclr_core.probe import ProbeConfig, probe_report
-    from simclr_core.store import Run
+    from simclr_core.probe import ProbeConfig
+    from simclr_core.probe_run import Baseline, ProbeStage, run_probe
 
-    if args.repeats < 1:
-        raise ConfigError(f"--repeats must be at least 1, got {args.repeats}")
     source, run_dir = source_from_args(args)
-    train_default, test_default = default_eval_specs(run_dir)
-    train_data, test_data = args.train_data or train_default, args.test_data or test_default
-    if not train_data or not test_data:
-        raise ConfigError("give --train-data and --test-data (labelled dataset specs, e.g. shapes:train / shapes:test)")
 
     def say(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr)
 
-    report = probe_report(
-        source,
-        train_data,
-        test_data,
-        args.sizes,
-        args.repeats,
-        args.features,
-        args.subset,
-        args.val_fraction,
-        args.seed,
-        args.knn_k or None,
-        not args.no_random_baseline,
-        args.image_size,
-        args.device,
-        ProbeConfig(epochs=args.epochs),
-        say,
-    )
+    def stage(s: ProbeStage) -> None:
+        say(s.label + (f" (budget {args.max_minutes} min; Ctrl-C ends it early)" if s is ProbeStage.SUPERVISED else ""))
+
+    baseline = None
     if args.baseline == "supervised":
-        arch = source.__dict__ if isinstance(source, RandomInit) else load_checkpoint(source).hparams
-        report["supervised"] = _supervised(args, report, report["image_size"], arch)
+        sizes = tuple(args.baseline_sizes) if args.baseline_sizes else None
+        baseline = Baseline(Path(args.runs_dir), args.max_minutes, sizes)
+    report = run_probe(
+        source,
+        run_dir,
+        args.train_data,
+        args.test_data,
+        sizes=args.sizes,
+        repeats=args.repeats,
+        which=args.features,
+        subset=args.subset,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        knn_k=args.knn_k or None,
+        random_baseline=not args.no_random_baseline,
+        image_size=args.image_size,
+        device=args.device,
+        cfg=ProbeConfig(epochs=args.epochs),
+        baseline=baseline,
+        progress=stage,
+    )
     if run_dir is not None:
-        path = Run(run_dir).write_json("probe.json", report)
-        say(f"wrote {path}")
+        say(f"wrote {run_dir / 'probe.json'}")
     if args.json:
         print(json.dumps(report))
     else:
