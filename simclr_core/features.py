@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from simclr_core.config import ConfigError
+from simclr_core.data.spec import data_root
 from simclr_core.devices import cpu_has_fast_bf16
 from simclr_core.model import FEATURE_DIMS, CheckpointError, LoadedCheckpoint, SimCLRNet, load_checkpoint
 
@@ -171,13 +172,6 @@ def run_dir_of(checkpoint: str | Path) -> Path | None:
     if p.parent.name == "checkpoints" and (p.parent.parent / "config.json").is_file():
         return p.parent.parent
     return None
-
-
-def data_root() -> Path:
-    """The data layer's root (``$SIMCLR_STUDIO_DATA`` or ``~/.cache/simclr-studio``)."""
-    from simclr_core.data.spec import default_data_root
-
-    return default_data_root()
 
 
 def _digest(obj: Any) -> str:

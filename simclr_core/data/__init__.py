@@ -7,7 +7,7 @@ from simclr_core.data.catalog import available_datasets, describe
 from simclr_core.data.imageset import ImageSet
 from simclr_core.data.load import load_dataset
 from simclr_core.data.shapes import CLASSES as SHAPE_CLASSES
-from simclr_core.data.spec import DatasetError, DataSpec, default_data_root, human_bytes, parse_spec, sibling_spec
+from simclr_core.data.spec import DatasetError, DataSpec, data_root, human_bytes, parse_spec, sibling_spec
 
 __all__ = [
     "SHAPE_CLASSES",
@@ -15,7 +15,7 @@ __all__ = [
     "DatasetError",
     "ImageSet",
     "available_datasets",
-    "default_data_root",
+    "data_root",
     "describe",
     "human_bytes",
     "load_dataset",

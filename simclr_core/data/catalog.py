@@ -8,7 +8,7 @@ from pathlib import Path
 from simclr_core.data import shapes, torchvision_sets
 from simclr_core.data.cache import decoded_dir
 from simclr_core.data.load import load_dataset
-from simclr_core.data.spec import BUILTIN_SPLITS, PATH_SPLITS, human_bytes, parse_spec, resolve_root
+from simclr_core.data.spec import BUILTIN_SPLITS, PATH_SPLITS, data_root, human_bytes, parse_spec
 
 _DESCRIPTIONS = {
     "shapes": (
@@ -39,8 +39,8 @@ def available_datasets(root: str | Path | None = None) -> list[dict]:
     labelled, description, cached_sizes (image sizes already decoded), and for cached folders
     images / classes counts.
     """
-    data_root = resolve_root(root)
-    entries = _cache_entries(data_root)
+    base = data_root(root)
+    entries = _cache_entries(base)
     sizes: dict[str, list[int]] = {}
     for meta in entries:
         sizes.setdefault(meta.get("spec", ""), []).append(int(meta.get("image_size", 0)))
@@ -49,7 +49,7 @@ def available_datasets(root: str | Path | None = None) -> list[dict]:
         if name == "shapes":
             status = "built-in"
         else:
-            status = "downloaded" if torchvision_sets.is_downloaded(name, data_root) else "not downloaded"
+            status = "downloaded" if torchvision_sets.is_downloaded(name, base) else "not downloaded"
         for split in splits:
             canonical = parse_spec(f"{name}:{split}").canonical
             row = {

@@ -11,7 +11,7 @@ import torch
 from simclr_core.data import folders, shapes, torchvision_sets
 from simclr_core.data.cache import CacheWriter, cache_key, decoded_dir, load_cached
 from simclr_core.data.imageset import ImageSet
-from simclr_core.data.spec import DatasetError, DataSpec, parse_spec, resolve_root
+from simclr_core.data.spec import DatasetError, DataSpec, data_root, parse_spec
 
 Progress = Callable[[str, float], None] | None
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
@@ -132,16 +132,16 @@ def load_dataset(
     """
     parsed = parse_spec(spec)
     size = _check_size(image_size)
-    data_root = resolve_root(root)
+    base = data_root(root)
     try:
-        data_root.mkdir(parents=True, exist_ok=True)
+        base.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DatasetError(
-            f"cannot create the data root {data_root}: {err}; set --data-root or $SIMCLR_STUDIO_DATA"
+            f"cannot create the data root {base}: {err}; set --data-root or $SIMCLR_STUDIO_DATA"
         ) from None
     spec = spec.strip()
     if parsed.kind == "shapes":
-        return _load_shapes(parsed, spec, size, data_root, progress)
+        return _load_shapes(parsed, spec, size, base, progress)
     if parsed.kind in torchvision_sets.SOURCES:
-        return _load_torchvision(parsed, spec, size, data_root, progress)
-    return _load_folder(parsed, spec, size, data_root, progress)
+        return _load_torchvision(parsed, spec, size, base, progress)
+    return _load_folder(parsed, spec, size, base, progress)

@@ -29,14 +29,13 @@ SHAPES_DEFAULT_SIZES = {"unlabeled": 10000, "train": 500, "test": 800}
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 
 
-def default_data_root() -> Path:
-    """Where downloads and decoded caches live: ``$SIMCLR_STUDIO_DATA`` or ``~/.cache/simclr-studio``."""
+def data_root(root: str | Path | None = None) -> Path:
+    """Where downloads and decoded caches live: ``root`` if given, else ``$SIMCLR_STUDIO_DATA`` or
+    ``~/.cache/simclr-studio``. The one definition every reader (CLI, dashboard, features) uses."""
+    if root:
+        return Path(root).expanduser()
     env = os.environ.get("SIMCLR_STUDIO_DATA")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "simclr-studio"
-
-
-def resolve_root(root: str | Path | None) -> Path:
-    return Path(root).expanduser() if root else default_data_root()
 
 
 @dataclass(frozen=True)
