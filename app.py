@@ -2,17 +2,22 @@
 
 The entry script runs on every rerun of every page: it sets the page up, draws the shared
 sidebar (runs folder, dataset, run) whose choices carry across pages, and runs the chosen page.
+Pages live in ``pages/``; what they share lives in ``dashboard/``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from pages import ui
+from dashboard import services, sharing, state, widgets
+from simclr_core.process import configure_process
+
+configure_process()  # once per server, before torch loads (the dashboard package imports it lazily)
 
 st.set_page_config(page_title="SimCLR Studio", page_icon=":material/blur_on:", layout="wide")
 
-ui.init_state()
+state.init_state()
+sharing.apply_shared_link()
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -22,7 +27,6 @@ PAGES = [
     st.Page("pages/probe.py", title="Probe", icon=":material/insights:"),
 ]
 page = st.navigation(PAGES)
-ui.sidebar()
-ui.start_warm_up()
-st.session_state["_routed"] = True
+widgets.sidebar()
+services.warm_up_job()
 page.run()

@@ -5,25 +5,19 @@ from __future__ import annotations
 import json
 
 import streamlit as st
-import torch
 
-from pages import ui
-from simclr_core import augment
+from dashboard import preview, sharing, state
+from dashboard.errors import attempt
+from dashboard.routing import ensure_routed
 from simclr_core.config import PRESETS, AugmentationConfig
 
-ui.ensure_routed(__file__)
+ensure_routed()
 
 ss = st.session_state
-ss.setdefault("keep.aug_source", "Dataset")
-ss.setdefault("keep.aug_src_size", 96)
-ss.setdefault("keep.aug_images", 6)
-ss.setdefault("keep.aug_views", 2)
-ss.setdefault("keep.aug_seed", 0)
-ss.setdefault("keep.aug_pick", 0)
 
 
 def load_preset() -> None:
-    ui.set_augmentation(PRESETS[ss["aug.preset"]])
+    state.set_augmentation(PRESETS[ss["aug.preset"]])
 
 
 def new_sample() -> None:
@@ -42,7 +36,7 @@ def load_setup_file() -> None:
         data = json.loads(upload.getvalue().decode("utf-8"))
         if isinstance(data, dict) and not set(data) & {"aug", "train", "train_aug"}:
             data = {"aug": data}  # a bare AugmentationConfig JSON, as the download below writes
-        ui.apply_setup(data)
+        sharing.apply_setup(data)
         ss["_notice"] = f"Loaded {upload.name}."
     except (ValueError, TypeError, UnicodeDecodeError) as err:
         ss["_notice_error"] = f"{upload.name} is not a SimCLR Studio setup or augmentation JSON: {err}"
@@ -107,15 +101,15 @@ with controls:
         else:
             st.file_uploader(
                 "Images",
-                type=[e.lstrip(".") for e in ui.IMAGE_EXTENSIONS],
+                type=preview.upload_types(),
                 accept_multiple_files=True,
                 key="upload.aug_images",
             )
         st.slider("Images", 1, 12, key="keep.aug_images")
         st.slider("Views per image", 2, 6, key="keep.aug_views")
 
-cfg: AugmentationConfig | None = ui.attempt("use these settings", ui.current_augmentation)
-images = ui.preview_images(
+cfg: AugmentationConfig | None = attempt("use these settings", state.current_augmentation)
+images = preview.preview_images(
     ss["keep.aug_source"], int(ss["keep.aug_images"]), int(ss["keep.aug_src_size"]), int(ss["keep.aug_pick"])
 )
 
@@ -123,15 +117,7 @@ with view:
     grid_tab, steps_tab, export_tab = st.tabs(["Views", "Step through", "Export & share"])
     with grid_tab:
         if cfg is not None and images is not None:
-            grid = ui.attempt(
-                "draw the views",
-                augment.preview_grid,
-                images,
-                cfg,
-                n_views=int(ss["keep.aug_views"]),
-                seed=int(ss["keep.aug_seed"]),
-                per_row=3 if ss["keep.aug_views"] <= 2 else 2,
-            )
+            grid = preview.views_grid(images, cfg, int(ss["keep.aug_views"]), int(ss["keep.aug_seed"]))
             if grid is not None:
                 st.image(
                     grid,
@@ -148,17 +134,11 @@ with view:
             if int(ss.get("step_image") or 0) >= images.shape[0]:
                 ss["step_image"] = 0
             idx = st.slider("Image", 0, images.shape[0] - 1, key="step_image") if images.shape[0] > 1 else 0
-            gen = torch.Generator().manual_seed(int(ss["keep.aug_seed"]) * 1000 + idx)
-            img = images[idx]
-            params = augment.sample_params(1, cfg, (img.shape[-2], img.shape[-1]), gen)
-            stages = ui.attempt("step through the operations", augment.augment_stages, img, cfg, params=params)
+            stages = preview.step_through(images[idx], cfg, seed=int(ss["keep.aug_seed"]) * 1000 + idx)
             if stages:
-                cols = st.columns(len(stages))
-                what = params.describe(0)
-                notes = ui.stage_notes(what)
-                for col, (name, tile) in zip(cols, stages, strict=True):
-                    col.image(ui.to_hwc(tile), caption=name, width="stretch")
-                    col.caption(notes.get(name, ""))
+                for col, (name, tile, note) in zip(st.columns(len(stages)), stages, strict=True):
+                    col.image(tile, caption=name, width="stretch")
+                    col.caption(note)
 
     with export_tab:
         if cfg is not None:
@@ -173,16 +153,16 @@ with view:
                 width="stretch",
             )
             if b2.button("Use for training", type="primary", icon=":material/model_training:", width="stretch"):
-                ui.use_for_training(cfg)
+                state.use_for_training(cfg)
                 st.success("The Train page will use these augmentations.", icon=":material/check:")
             st.markdown("**Python**")
-            st.code(ui.python_snippet(cfg), language="python", wrap_lines=True)
+            st.code(preview.python_snippet(cfg), language="python", wrap_lines=True)
             st.markdown("**Share the whole setup** (augmentations and training settings)")
-            link = ui.attempt("build the share link", ui.share_link_query)
+            link = attempt("build the share link", sharing.share_link_query)
             if link is not None:
                 st.code((st.context.url or "").split("?")[0] + link, language=None, wrap_lines=True)
                 st.caption("Anyone opening this link sees the same settings.")
-                setup = ui.attempt("export the setup", ui.setup_dict)
+                setup = attempt("export the setup", sharing.setup_dict)
                 if setup is not None:
                     st.download_button(
                         "Download setup JSON",

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import evaluation, figures, ui
+from dashboard import evaluation, figures, services
+from dashboard.errors import attempt
+from dashboard.routing import ensure_routed
 
-ui.ensure_routed(__file__)
+ensure_routed()
 
 ss = st.session_state
-ss.setdefault("keep.emb_which_ckpt", "last")
-ss.setdefault("keep.emb_split", "test")
-ss.setdefault("keep.emb_points", 2000)
-ss.setdefault("keep.emb_method", "UMAP 2-D")
-ss.setdefault("keep.emb_features", "h")
-ss.setdefault("keep.emb_other", "")
-ss.setdefault("keep.emb_source", "Run")
 
 st.title("Embeddings")
 st.caption(
@@ -31,7 +26,7 @@ st.radio(
     horizontal=True,
     help="A run from the sidebar, or a .ckpt file: this project's or the tutorial's SimCLR.ckpt.",
 )
-run = ui.current_run() if ss["keep.emb_source"] == "Run" else None
+run = services.current_run() if ss["keep.emb_source"] == "Run" else None
 if ss["keep.emb_source"] == "Run":
     if run is None:
         st.info(
@@ -46,7 +41,7 @@ else:
     if upload is None:
         st.stop()
 
-if not ui.umap_ready():
+if not services.umap_ready():
     st.caption(
         ":material/hourglass_top: UMAP is compiling in the background (once per server start, about a "
         "minute); PCA works right away."
@@ -135,7 +130,7 @@ with side:
 
 if selected:
     size = int(feats.meta.get("image_size") or (evaluation.run_image_size(run) if run is not None else 96))
-    images = ui.attempt("load the images", ui.dataset, spec, size)
+    images = attempt("load the images", services.dataset, spec, size)
     st.subheader("Selected images", anchor=False)
     evaluation.thumbnail_grid(images, selected[:48], feats.classes, feats.labels)
     if len(selected) > 48:
@@ -151,6 +146,6 @@ if selected:
         )
     )
     st.subheader(f"Nearest neighbours of image {query}", anchor=False)
-    hits = ui.attempt("find neighbours", evaluation.neighbours, feats, int(query), 12)
+    hits = attempt("find neighbours", evaluation.neighbours, feats, int(query), 12)
     if hits is not None:
         evaluation.thumbnail_grid(images, hits[0], feats.classes, feats.labels, similarities=hits[1])

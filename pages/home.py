@@ -6,9 +6,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import ui
+from dashboard import jobs, services, state
+from dashboard.routing import ensure_routed
+from simclr_core.config import cpu_demo_config
 
-ui.ensure_routed(__file__)
+ensure_routed()
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -33,13 +35,13 @@ with right:
         "laptop CPU). Watch the loss fall and the kNN accuracy rise on the Train page."
     )
     if st.button("Start a demo run", type="primary", icon=":material/play_arrow:", key="home.demo"):
-        job = ui.start_training(ui.cpu_friendly(), name="demo")
+        job = jobs.start_training(cpu_demo_config(), name="demo")
         if job is not None:
             st.session_state["_show_run_tab"] = True
             st.switch_page("pages/train.py")
 
     st.subheader("This machine", anchor=False)
-    dev = ui.device_summary()
+    dev = services.device_summary()
     if dev["kind"] == "cuda":
         extra = f" ({dev['count']} GPUs)" if dev.get("count", 1) > 1 else ""
         st.markdown(
@@ -55,7 +57,7 @@ with right:
 
 with left:
     st.subheader("Runs", anchor=False)
-    runs = ui.run_rows()
+    runs = services.run_rows()
     if runs:
         st.dataframe(
             runs,
@@ -67,12 +69,12 @@ with left:
         )
     else:
         st.info(
-            f"No runs yet in `{ui.runs_root()}`. Start the demo, or set one up on the Train page.",
+            f"No runs yet in `{state.runs_root()}`. Start the demo, or set one up on the Train page.",
             icon=":material/info:",
         )
 
     st.subheader("Datasets", anchor=False)
-    rows = ui.dataset_rows()
+    rows = services.dataset_rows()
     if rows:
         st.dataframe(rows, hide_index=True, width="stretch")
     st.caption(

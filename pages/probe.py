@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import evaluation, ui
+from dashboard import probing, services
+from dashboard.routing import ensure_routed
 
-ui.ensure_routed(__file__)
+ensure_routed()
 
 ss = st.session_state
-ss.setdefault("keep.probe_sizes", [10, 20, 50, 100, 200, 500])
-ss.setdefault("keep.probe_repeats", 3)
-ss.setdefault("keep.probe_features", "h")
-ss.setdefault("keep.probe_ckpt", "last")
-ss.setdefault("keep.probe_train", "")
-ss.setdefault("keep.probe_test", "")
-ss.setdefault("keep.sup_minutes", 5.0)
 
 st.title("Linear probe")
 st.caption(
@@ -23,7 +17,7 @@ st.caption(
     "split. Pretraining pays off where the SimCLR line sits above random init with few labels."
 )
 
-runs = evaluation.probe_candidates()
+runs = probing.probe_candidates()
 if not runs:
     st.info(
         "No SimCLR run with a checkpoint yet: train one first (Home → demo, or the Train page).", icon=":material/info:"
@@ -34,10 +28,10 @@ if "keep.probe_runs" not in ss:
     ss["keep.probe_runs"] = [current] if current in runs else runs[:1]
 ss["keep.probe_runs"] = [r for r in ss["keep.probe_runs"] if r in runs]
 
-st.multiselect("Runs", runs, key="keep.probe_runs", format_func=ui.run_label)
+st.multiselect("Runs", runs, key="keep.probe_runs", format_func=services.run_label)
 c = st.columns([2.4, 1, 1, 1])
 c[0].multiselect(
-    "Images per class", evaluation.PROBE_SIZES, key="keep.probe_sizes", help="Capped by what the training split holds."
+    "Images per class", probing.PROBE_SIZES, key="keep.probe_sizes", help="Capped by what the training split holds."
 )
 c[1].number_input(
     "Repeats",
@@ -63,7 +57,7 @@ start = st.button(
     key="btn.probe",
 )
 if start:
-    evaluation.start_probe(
+    probing.start_probe(
         chosen,
         sorted(ss["keep.probe_sizes"]),
         int(ss["keep.probe_repeats"]),
@@ -73,8 +67,8 @@ if start:
         ss["keep.probe_test"].strip() or None,
     )
 
-evaluation.probe_progress()
-evaluation.probe_results(chosen)
+probing.probe_progress()
+probing.probe_results(chosen)
 
 st.divider()
 st.subheader("Supervised baseline", anchor=False)
@@ -85,11 +79,11 @@ st.caption(
 s = st.columns([1, 1, 2], vertical_alignment="bottom")
 s[0].number_input("Time budget (minutes)", min_value=0.5, max_value=600.0, step=0.5, key="keep.sup_minutes")
 if s[1].button("Train baseline", icon=":material/school:", disabled=not chosen, key="btn.supervised"):
-    evaluation.start_supervised(
+    probing.start_supervised(
         chosen[0],
         max(ss["keep.probe_sizes"] or [500]),
         float(ss["keep.sup_minutes"]),
         ss["keep.probe_train"].strip() or None,
         ss["keep.probe_test"].strip() or None,
     )
-evaluation.supervised_progress()
+probing.supervised_progress()

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import ui
-from simclr_core.config import BACKBONES, MONITORS, PRECISIONS, PRESETS, TrainConfig
+from dashboard import figures, jobs, services, state, widgets
+from dashboard.errors import attempt
+from dashboard.routing import ensure_routed
+from simclr_core.config import BACKBONES, MONITORS, PRECISIONS, PRESETS, TrainConfig, cpu_demo_config
 
-ui.ensure_routed(__file__)
+ensure_routed()
 
 ss = st.session_state
 ss.setdefault("keep.run_name", "simclr")
 
 
 def preset_seed() -> None:
-    ui.set_training(TrainConfig(data=ss.get("train.data") or "shapes:unlabeled"))
+    state.set_training(TrainConfig(data=ss.get("train.data") or "shapes:unlabeled"))
 
 
 def preset_cpu() -> None:
-    ui.set_training(ui.cpu_friendly())
+    state.set_training(cpu_demo_config())
 
 
 def aug_from_preset() -> None:
@@ -127,28 +129,28 @@ with new_tab:
         on_change=aug_from_preset,
         help="(current): what *Use for training* on the Augment page set.",
     )
-    aug_cols[1].caption(ui.aug_summary(ss.get("train_aug") or {}))
+    aug_cols[1].caption(widgets.aug_summary(ss.get("train_aug") or {}))
 
     if submitted:
-        cfg = ui.attempt("use these settings", ui.current_training)
-        if cfg is not None and ui.start_training(cfg, name=ss.get("keep.run_name") or "simclr") is not None:
+        cfg = attempt("use these settings", state.current_training)
+        if cfg is not None and jobs.start_training(cfg, name=ss.get("keep.run_name") or "simclr") is not None:
             ss["_show_run_tab"] = True
             st.rerun()
 
 with live_tab:
-    run = ui.current_run()
+    run = services.current_run()
     if run is None:
         st.info("No run selected. Start one in *New run*, or the demo on the Home page.", icon=":material/info:")
     else:
-        ui.live_run(run.id)
+        widgets.live_run(run.id)
 
 with compare_tab:
-    names = ui.run_names()
+    names = services.run_names()
     if "keep.compare_runs" not in ss:
         ss["keep.compare_runs"] = names[:2]
     ss["keep.compare_runs"] = [n for n in ss["keep.compare_runs"] if n in names]
-    chosen = st.multiselect("Runs", names, key="keep.compare_runs", format_func=ui.run_label)
-    metric = st.selectbox("Metric", ui.COMPARE_METRICS, key="keep.compare_metric")
+    chosen = st.multiselect("Runs", names, key="keep.compare_runs", format_func=services.run_label)
+    metric = st.selectbox("Metric", figures.COMPARE_METRICS, key="keep.compare_metric")
     x_axis = st.radio("x axis", ["step", "epoch", "time"], horizontal=True, key="keep.compare_x")
     if chosen:
-        st.plotly_chart(ui.compare_figure(chosen, metric, x_axis), width="stretch", key="chart.compare")
+        st.plotly_chart(widgets.compare_figure(chosen, metric, x_axis), width="stretch", key="chart.compare")

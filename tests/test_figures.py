@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pages import figures
+from dashboard import figures
 from simclr_core.projection import EmbeddingTable
 
 

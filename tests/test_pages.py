@@ -7,7 +7,6 @@ Datasets are kept tiny (``shapes:...?n=5``) so the pages never wait on data gene
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,25 @@ from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 SMALL = "shapes:train?n=3"  # 30 images: what the sidebar's dataset defaults to in these tests
+
+
+@pytest.fixture(autouse=True)
+def like_a_running_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every AppTest run through app.py's navigation, as a server does once app.py has run.
+
+    AppTest re-detects the ``pages/`` folder before each run, so without this every run would
+    start as a legacy pages-folder app, which a real server is only until its first
+    ``st.navigation`` (see dashboard/routing.py; ``test_a_page_run_on_its_own_...`` covers that case).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    class Running(PagesManager):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(app_test, "PagesManager", Running)
 
 
 @pytest.fixture
@@ -74,6 +92,34 @@ def test_home_lists_runs_with_their_status(with_run: Path) -> None:
     assert at.sidebar.selectbox(key="run_id").value == with_run.name
 
 
+def test_a_page_run_on_its_own_is_routed_through_app(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link to a page on a fresh server: Streamlit runs the page without app.py; it reruns through it."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    monkeypatch.setattr(app_test, "PagesManager", PagesManager)  # AppTest's own pages-folder detection
+    at = app().run()
+    at.switch_page("pages/probe.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Linear probe"
+    assert at.sidebar.selectbox(key="data_spec").value == SMALL  # app.py's sidebar was drawn
+
+
+def test_every_session_key_is_in_the_state_table() -> None:
+    """Keys read, written or given to widgets anywhere in the dashboard are listed in dashboard/state.py."""
+    import re
+
+    from dashboard import state
+
+    root = Path(APP).parent
+    reads = r"ss\[|ss\.(?:get|setdefault|pop)\(|session_state\[|session_state\.(?:get|setdefault|pop)\("
+    pattern = re.compile(rf'(?:key=|{reads})"([^"]+)"')
+    files = [root / "app.py", *sorted((root / "pages").glob("*.py")), *sorted((root / "dashboard").glob("*.py"))]
+    used = {key for f in files for key in pattern.findall(f.read_text())}
+    assert len(used) > 60, used  # the pattern still finds them
+    assert sorted(k for k in used if not state.is_known(k)) == []
+
+
 def test_augment_grid_follows_controls_and_presets(runs_root: Path) -> None:
     at = page("augment")
     before = images(at)
@@ -105,11 +151,11 @@ def test_use_for_training_carries_to_the_train_page(runs_root: Path) -> None:
 
 
 def test_shared_link_restores_the_setup(runs_root: Path) -> None:
-    from pages import ui
+    from dashboard.sharing import encode_setup
 
     setup = {"aug": {"jitter_hue": 0.3, "crop_scale": [0.5, 1.0]}, "train": {"temperature": 0.2, "epochs": 7}}
     at = app()
-    at.query_params["setup"] = ui.encode_setup(setup)
+    at.query_params["setup"] = encode_setup(setup)
     at.run()
     assert not at.exception
     assert at.session_state["aug.jitter_hue"] == 0.3
@@ -135,16 +181,20 @@ def test_train_refuses_impossible_settings_with_a_message(runs_root: Path) -> No
 
 
 def test_second_job_is_refused_naming_the_first() -> None:
-    from pages.ui import Jobs
+    from types import SimpleNamespace
+
+    from dashboard.jobs import Jobs
 
     class Busy:
+        run = SimpleNamespace(id="first-run")
+
         def is_alive(self) -> bool:
             return True
 
     jobs = Jobs()
-    jobs.start_training("first-run", Busy)
+    jobs.start_training("start the run 'first'", Busy)
     with pytest.raises(RuntimeError, match="first-run"):
-        jobs.start_training("second-run", Busy)
+        jobs.start_training("start the run 'second'", Busy)
 
 
 def test_train_page_shows_the_run_live_and_compares(with_run: Path) -> None:
@@ -172,7 +222,7 @@ def test_embeddings_bad_spec_is_a_message(with_run: Path) -> None:
 
 
 def test_probe_runs_in_background_and_shows_the_figure(with_run: Path) -> None:
-    from pages import ui
+    from dashboard.jobs import jobs
 
     at = page(
         "probe",
@@ -185,11 +235,10 @@ def test_probe_runs_in_background_and_shows_the_figure(with_run: Path) -> None:
     )
     at.button(key="btn.probe").click().run()
     assert not at.exception
-    task = ui.jobs().tasks["probe"]
-    deadline = time.time() + 120
-    while task.alive() and time.time() < deadline:
-        time.sleep(0.5)
+    task = jobs().tasks["probe"]
+    assert task.join(timeout=120), "the probe did not end"
     assert task.error is None, task.error
+    assert task.result == [with_run.name] and task.progress.fraction == 1.0
     at.run()
     assert not at.exception
     assert (with_run / "probe.json").is_file()

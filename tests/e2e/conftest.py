@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,16 +50,17 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
     raise RuntimeError(f"streamlit did not become healthy in {timeout:.0f}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[str]:
-    """The dashboard on a free port with its own runs folder; the session's data root is shared."""
+def _require_chromium() -> None:
     if not CHROMIUM.exists():
         message = "/usr/bin/chromium is missing: install Debian's chromium package to run the browser tests"
         if os.environ.get("SIMCLR_STUDIO_REQUIRE_BROWSER"):  # CI (.ci/run) must not skip them silently
             pytest.fail(message)
         pytest.skip(message)
-    runs = tmp_path_factory.mktemp("e2e_runs")
-    log = tmp_path_factory.mktemp("e2e_log") / "streamlit.log"
+
+
+@contextmanager
+def serve(runs: Path, data_root: Path, log: Path) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port with its own runs folder, until the block ends."""
     port = _free_port()
     env = {
         **os.environ,
@@ -95,7 +97,24 @@ def server(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterato
         except subprocess.TimeoutExpired:
             proc.kill()
         ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "streamlit.log").write_text(log.read_text())
+        (ARTIFACTS / log.name).write_text(log.read_text())
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[str]:
+    """The dashboard for the whole session; the session's data root is shared."""
+    _require_chromium()
+    log = tmp_path_factory.mktemp("e2e_log") / "streamlit.log"
+    with serve(tmp_path_factory.mktemp("e2e_runs"), data_root, log) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path, data_root: Path) -> Iterator[str]:
+    """A dashboard server no browser has opened yet (Streamlit's first run decides its navigation mode)."""
+    _require_chromium()
+    with serve(tmp_path / "runs", data_root, tmp_path / "streamlit-fresh.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

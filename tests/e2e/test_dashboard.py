@@ -112,7 +112,7 @@ def test_augmentation_control_redraws_the_grid(page, server):
 
 
 def test_shared_link_opens_with_its_setup(page, server):
-    from pages.ui import encode_setup
+    from dashboard.sharing import encode_setup
 
     page.goto(f"{server}/augment?setup={encode_setup({'aug': {'jitter_hue': 0.4}})}")
     page.wait_for_selector("h1", timeout=120_000)

@@ -5,8 +5,17 @@ No Streamlit here, so every chart can be built and checked without a server.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from simclr_core.projection import EmbeddingTable
+
+MetricRow = dict[str, Any]  # one line of metrics.jsonl (step, epoch, time, metric values)
+Report = dict[str, Any]  # a probe.json object (see simclr_core.commands.probe)
+
+# The live panel: (panel title, [(metric, legend label)], drawn as a percentage)
 CURVES = [
     ("InfoNCE loss", [("train_loss", "train"), ("val_loss", "val")], False),
     (
@@ -24,10 +33,24 @@ CURVES = [
     ("Learning rate", [("lr", "lr")], False),
     ("Views per second", [("views_per_s", "views/s")], False),
 ]
+# What the Train page's comparison offers, most telling first.
+COMPARE_METRICS = [
+    "train_loss",
+    "knn_acc",
+    "val_acc_top1",
+    "val_acc_top5",
+    "val_loss",
+    "train_acc_top1",
+    "train_acc_top5",
+    "train_acc_mean_pos",
+    "val_acc_mean_pos",
+    "lr",
+    "views_per_s",
+]
 PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#84cc16", "#f59e0b", "#64748b", "#ec4899"]
 
 
-def series(rows: list[dict[str, Any]], metric: str, x: str = "step") -> tuple[list[Any], list[Any]]:
+def series(rows: list[MetricRow], metric: str, x: str = "step") -> tuple[list[float], list[float]]:
     xs, ys = [], []
     for row in rows:
         value = row.get(metric)
@@ -37,7 +60,7 @@ def series(rows: list[dict[str, Any]], metric: str, x: str = "step") -> tuple[li
     return xs, ys
 
 
-def curves_figure(rows: list[dict[str, Any]]) -> Any:
+def curves_figure(rows: list[MetricRow]) -> go.Figure:
     """2 x 3 panels of the live metrics against the step."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -94,7 +117,7 @@ def curves_figure(rows: list[dict[str, Any]]) -> Any:
     return fig
 
 
-def compare_figure(runs: dict[str, list[dict[str, Any]]], metric: str, x: str) -> Any:
+def compare_figure(runs: dict[str, list[MetricRow]], metric: str, x: str) -> go.Figure:
     """One metric of several runs (their metric rows by run id) against the step, epoch or minutes."""
     import plotly.graph_objects as go
 
@@ -123,7 +146,7 @@ def compare_figure(runs: dict[str, list[dict[str, Any]]], metric: str, x: str) -
     return fig
 
 
-def embedding_figure(table: Any) -> Any:
+def embedding_figure(table: EmbeddingTable) -> go.Figure:
     """WebGL scatter (2-D) or 3-D scatter, one trace per class; customdata carries the dataset index."""
     import plotly.graph_objects as go
 
@@ -156,7 +179,7 @@ def embedding_figure(table: Any) -> Any:
     return fig
 
 
-def probe_figure(reports: dict[str, dict[str, Any]], supervised: list[dict[str, Any]]) -> Any:
+def probe_figure(reports: dict[str, Report], supervised: list[dict[str, Any]]) -> go.Figure:
     """Probe accuracy against labelled images per class: each run's probe.json, random init, supervised points."""
     import plotly.graph_objects as go
 
@@ -214,7 +237,7 @@ def probe_figure(reports: dict[str, dict[str, Any]], supervised: list[dict[str, 
     return fig
 
 
-def probe_table(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def probe_table(reports: dict[str, Report]) -> list[dict[str, object]]:
     rows = []
     for run_id, rep in reports.items():
         for r in rep["table"]:
