@@ -41,13 +41,15 @@ def knn_predict(
     temperature: float = 0.07,
     num_classes: int | None = None,
     chunk_size: int | None = None,
+    exclude: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Predicted class of each query by a similarity-weighted vote of its k nearest bank features.
 
     bank_feats: (M, D) float, bank_labels: (M,) int with values in [0, num_classes), query_feats: (Q, D)
     float; features need not be normalised. k is capped at M. num_classes defaults to max label + 1.
     chunk_size: queries per chunk (default: about 128 MiB of similarities). Computed on the queries'
-    device. Returns (Q,) int64 predictions on that device.
+    device. exclude: (Q,) bank row of each query itself (leave-one-out when queries are in the bank),
+    or -1 for none. Returns (Q,) int64 predictions on that device.
     """
     _check(bank_feats, bank_labels, query_feats, k, temperature)
     device = query_feats.device
@@ -59,11 +61,17 @@ def knn_predict(
         raise ValueError(f"bank_labels go up to {int(labels.max())} but num_classes is {n_classes}")
     bank = F.normalize(bank_feats.to(device=device, dtype=torch.float32), dim=1)
     queries = F.normalize(query_feats.to(dtype=torch.float32), dim=1)
-    k = min(k, bank.shape[0])
+    k = min(k, bank.shape[0] - (1 if exclude is not None else 0))
+    if k < 1:
+        raise ValueError("leave-one-out kNN needs a bank of at least 2 features")
     step = chunk_size or max(1, _CHUNK_ELEMENTS // bank.shape[0])
     preds = []
     for start in range(0, queries.shape[0], step):
         sim = queries[start : start + step] @ bank.T  # (c, M)
+        if exclude is not None:
+            own = exclude[start : start + step].to(device)
+            rows = (own >= 0).nonzero().flatten()
+            sim[rows, own[rows]] = -float("inf")
         top_sim, top_idx = sim.topk(k, dim=1)
         votes = torch.zeros(sim.shape[0], n_classes, device=device)
         votes.scatter_add_(1, labels[top_idx], (top_sim / temperature).exp())
@@ -82,6 +90,7 @@ def knn_accuracy(
     temperature: float = 0.07,
     num_classes: int | None = None,
     chunk_size: int | None = None,
+    exclude: torch.Tensor | None = None,
 ) -> float:
     """Fraction of queries (Q,) whose ``knn_predict`` equals query_labels (Q,); a Python float in [0, 1]."""
     if query_labels.shape != (query_feats.shape[0],):
@@ -90,5 +99,5 @@ def knn_accuracy(
         raise ValueError("no query features: kNN accuracy needs at least one labelled query")
     if num_classes is None:
         num_classes = int(max(bank_labels.max(), query_labels.max())) + 1
-    preds = knn_predict(bank_feats, bank_labels, query_feats, k, temperature, num_classes, chunk_size)
+    preds = knn_predict(bank_feats, bank_labels, query_feats, k, temperature, num_classes, chunk_size, exclude)
     return (preds == query_labels.to(preds.device)).float().mean().item()

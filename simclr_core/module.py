@@ -1,6 +1,6 @@
 """The SimCLR LightningModule: uint8 batch -> on-device views -> f, g -> InfoNCE, plus the seed's validation.
 
-Batches are uint8 images straight from the in-memory dataset (``train.UInt8Batches``); the
+Batches are uint8 images straight from the in-memory dataset (``train.UInt8Images``); the
 augmentation runs here, on the training device, in float32 outside autocast. Every step's
 views come from a generator seeded by (seed, rank, step), so streams differ per rank, are
 reproducible, and continue identically after a resume. Validation views use (seed, rank,
@@ -26,6 +26,7 @@ from simclr_core.config import TrainConfig
 from simclr_core.distributed import global_info_nce
 from simclr_core.knn import knn_accuracy
 from simclr_core.model import SimCLRNet
+from simclr_core.schedule import TrainingClock, budget_factor, cosine_warmup_factor
 
 TRAIN_METRICS = ("train_loss", "train_acc_top1", "train_acc_top5", "train_acc_mean_pos")
 VAL_METRICS = ("val_loss", "val_acc_top1", "val_acc_top5", "val_acc_mean_pos")
@@ -44,25 +45,13 @@ def normalise_u8(images_u8: torch.Tensor, mean: tuple[float, ...], std: tuple[fl
     return (images_u8.float() / 255 - m) / s
 
 
-def cosine_warmup_factor(step: int, total_steps: int, warmup_steps: int, final_ratio: float = 1 / 50) -> float:
-    """lr multiplier at optimiser step ``step``: linear warm-up, then cosine from 1 down to ``final_ratio``.
-
-    The seed anneals per epoch with ``CosineAnnealingLR(T_max=max_epochs, eta_min=lr/50)``; we anneal per
-    step to the same floor over the same number of epochs, which is smoother for short runs.
-    """
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    span = max(1, total_steps - warmup_steps)
-    t = min(1.0, (step - warmup_steps) / span)
-    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-
-
 class SimCLRModule(pl.LightningModule):
     """SimCLR with ``net`` = ``model.SimCLRNet``; checkpoints hold ``net.*`` and ``hyper_parameters["config"]``.
 
-    ``steps_per_epoch`` (set by ``train.build_trainer``) sizes the lr schedule; ``knn_query_mask``
-    ((N_val,) bool over validation indices) says which labelled images are kNN queries (the rest
-    form the memory bank). Without labelled validation data ``knn_query_mask`` stays None.
+    The lr schedule is sized by the Trainer's step estimate, or by ``config.max_minutes`` (``schedule``).
+    ``knn_query_mask`` ((N_val,) bool over validation indices) says which labelled images are kNN
+    queries (and the images of the augmented val_*); every labelled image is in the kNN bank, each query
+    leaves itself out. Without labelled validation data ``knn_query_mask`` stays None.
     """
 
     def __init__(self, config: TrainConfig | dict[str, Any]) -> None:
@@ -74,7 +63,11 @@ class SimCLRModule(pl.LightningModule):
         self.net = SimCLRNet(config.backbone, config.hidden_dim, config.small_input)
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.steps_per_epoch = 1
+        self.steps_per_epoch = (
+            1  # only used outside a Trainer; inside one the Trainer's step estimate sizes the schedule
+        )
+        # Training time of this run across resumes: the time budget's schedule and stop decision read it.
+        self.clock = TrainingClock(config.max_minutes * 60 if config.max_minutes else None)
         self.global_batch = config.batch_size
         self.knn_query_mask: torch.Tensor | None = None
         self.skip_validation = False  # set when the user stops: no slow validation on the way out
@@ -119,6 +112,9 @@ class SimCLRModule(pl.LightningModule):
         if self.trainer.world_size > 1:
             vec = self.trainer.strategy.reduce(vec, reduce_op="mean")
         self.last_train_metrics = vec
+        # Any Lightning logger and the progress bar see the step metrics; the run store reads last_train_metrics.
+        self.log("train_loss", vec[0], prog_bar=True)
+        self.log_dict({f"train_{k}": v for k, v in metrics.items()})
         return loss
 
     def configure_optimizers(self) -> Any:
@@ -127,10 +123,39 @@ class SimCLRModule(pl.LightningModule):
         # fused: one kernel per parameter tensor instead of ~10 small ops each (CPU and CUDA): 34 -> 6 CPU-ms per
         # step for ResNet-18, and no thread-team hand-off per tiny op (see BENCHMARKS.md, "Where the time goes").
         opt = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=cfg.weight_decay, fused=True)
-        total = max(1, cfg.epochs * self.steps_per_epoch)
-        warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_warmup_factor(s, total, warmup))
+        total = self._planned_steps()
+        warmup = round(cfg.warmup_epochs * total / cfg.epochs)
+
+        def factor(step: int) -> float:
+            if self.clock.budget_s:
+                # Whichever ends first, the budget or the planned epochs, finds the schedule annealed.
+                return budget_factor(step, max(self.clock.fraction(), step / total), warmup)
+            return cosine_warmup_factor(step, total, warmup)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _planned_steps(self) -> int:
+        """Optimiser steps of all planned epochs: the Trainer's own estimate when attached to one."""
+        trainer = self._trainer
+        if trainer is not None:
+            estimate = trainer.estimated_stepping_batches
+            if math.isfinite(estimate) and estimate > 0:
+                return int(estimate)
+        return max(1, self.config.epochs * self.steps_per_epoch)
+
+    # -- the training clock travels with checkpoints, so a resumed budget run continues its schedule
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Started after the first step: one-off compile and warm-up costs (the numba kernel, cuDNN autotuning)
+        # take no share of the budget, so a 5-minute run trains for 5 minutes on a fresh machine too.
+        if not self.clock.started:
+            self.clock.start()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["training_seconds"] = self.clock.elapsed()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.clock.previous_s = float(checkpoint.get("training_seconds", 0.0))
 
     # -- validation: the seed's augmented val_* and the kNN monitor ---------------------------
     def on_validation_epoch_start(self) -> None:
@@ -140,15 +165,21 @@ class SimCLRModule(pl.LightningModule):
         if self.skip_validation:
             return
         images, labels, index = batch
-        n = images.shape[0]
+        # The kNN queries come first in the validation set, so val_* see whole batches of them.
+        query = self._query_mask(index) if self.knn_query_mask is not None else torch.ones_like(index, dtype=torch.bool)
+        n = int(query.sum())
         if n >= 2:
-            _, z = self.net(self._views(images, self._seeded("val", batch_idx)))
+            _, z = self.net(self._views(images[query], self._seeded("val", batch_idx)))
             loss, metrics = global_info_nce(z, self.config.temperature, self.config.n_views)
             self.log("val_loss", loss, on_epoch=True, sync_dist=True, batch_size=n)
             for name, value in metrics.items():
                 self.log(f"val_{name}", value, on_epoch=True, sync_dist=True, batch_size=n)
         if self.knn_query_mask is not None:
             self._val_feats.append((self._features(images), labels, index))
+
+    def _query_mask(self, index: torch.Tensor) -> torch.Tensor:
+        assert self.knn_query_mask is not None
+        return self.knn_query_mask.to(index.device)[index]
 
     def on_validation_epoch_end(self) -> None:
         feats, self._val_feats = self._val_feats, []
@@ -162,10 +193,11 @@ class SimCLRModule(pl.LightningModule):
             h, labels, index = (self.all_gather(t).flatten(0, 1) for t in (h, labels, index))
             index, first = _first_occurrence(index)
             h, labels = h[first], labels[first]
-        query = self.knn_query_mask.to(index.device)[index]
-        if query.all() or not query.any():
+        rows = self._query_mask(index).nonzero().flatten()
+        if len(rows) == 0 or len(h) < 2:
             return
-        acc = knn_accuracy(h[~query], labels[~query], h[query], labels[query], k=self.config.knn_k)
+        # Leave-one-out: every labelled image is in the bank, each query votes without itself.
+        acc = knn_accuracy(h, labels, h[rows], labels[rows], k=self.config.knn_k, exclude=rows)
         # Identical on every rank (features were gathered); sync_dist only keeps Lightning quiet.
         self.log("knn_acc", torch.as_tensor(acc, dtype=torch.float32, device=self.device), sync_dist=True)
 

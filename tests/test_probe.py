@@ -207,7 +207,16 @@ def test_short_simclr_run_beats_random_init(tmp_path: Path) -> None:
     from simclr_core.probe_run import probe_report
     from simclr_core.train import train
 
-    config = replace(cpu_demo_config(), epochs=10, max_minutes=None, val_limit=200, precision="32", seed=0)
+    config = replace(
+        cpu_demo_config(),
+        limit_images=4096,
+        batch_size=128,
+        epochs=10,
+        max_minutes=None,
+        val_limit=200,
+        precision="32",
+        seed=0,
+    )
     run = train(config, tmp_path / "runs", name="short")
     report = probe_report(
         run.checkpoint("last"), "shapes:train?n=200", "shapes:test?n=200", sizes=(10, 100), repeats=3, device="cpu"

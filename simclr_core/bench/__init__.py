@@ -24,6 +24,7 @@ SECTIONS = {
 EXTRA = {  # on request only: notes, not figures (profile); a CUDA machine (gpu, see benchmarks/gpu_check.sh)
     "profile": "simclr_core.bench.profile_bench",
     "gpu": "simclr_core.bench.gpu_bench",
+    "quality": "simclr_core.bench.quality_bench",  # trains for real: about an hour for every cell
 }
 
 __all__ = ["SECTIONS", "EXTRA", "BenchError", "Check", "Options", "Section", "run_suite"]

@@ -62,6 +62,7 @@ class Options:
     device: str = "auto"
     reference: bool = True
     repeats: int = 5
+    cells: str = ""  # bench quality: DATA:VARIANT:MINUTES,... (empty: all cells)
 
     @property
     def torch_device(self) -> torch.device:

@@ -29,6 +29,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per figure (medians are reported)")
     p.add_argument("--no-reference", action="store_true", help="skip the tutorial reference columns")
+    p.add_argument(
+        "--cells",
+        default="",
+        metavar="DATA:VARIANT:MIN,...",
+        help="quality only: the cells to train and score, e.g. cifar10:fast:20,shapes:fast-nojitter:5 "
+        "(default all: cifar10 and shapes x tutorial, fast (, fast-nojitter) x 5 (, 20) minutes); "
+        "the other cells keep their last result",
+    )
     p.set_defaults(func=run)
 
 
@@ -43,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.repeats < 1:
         raise ConfigError(f"--repeats must be at least 1, got {args.repeats}")
-    opts = Options(quick=args.quick, device=args.device, reference=not args.no_reference, repeats=args.repeats)
+    opts = Options(
+        quick=args.quick, device=args.device, reference=not args.no_reference, repeats=args.repeats, cells=args.cells
+    )
     info = machine.describe(opts.torch_device)
     sections = run_suite(what, opts)
     targets = [c for s in sections for c in s.checks]
