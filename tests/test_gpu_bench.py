@@ -91,6 +91,8 @@ def _fake_bench(epoch_s: float, busy: float | None) -> dict:
                 "top_kernels": "kernel table",
             },
             "epoch": {
+                "images": 100_000,
+                "image_size": 96,
                 "step_s": 0.0128 * scale,
                 "epoch_s": epoch_s * scale,
                 "first_epoch_s": epoch_s * scale + 1,
@@ -107,7 +109,8 @@ def test_checks_targets_and_exit_codes() -> None:
     passed = {"rc": 0, "summary": "9 passed in 40.1s"}
     good = G.checks(_fake_bench(5.0, 0.9), passed, None)
     assert [c.met for c in good] == [True, True, True, True]
-    assert "batch 1024" in good[2].name and good[2].measured == "4.00 s"  # the best batch size
+    assert good[2].name == "GPU: STL10-sized epoch (100,000 images, 96 px) (batch 1024)"  # the best batch size
+    assert good[2].measured == "4.00 s"
     assert G.exit_code(good) == 0
     slow = G.checks(_fake_bench(9.0, 0.5), passed, None)
     assert G.exit_code(slow) == 3  # every check passed, a target missed

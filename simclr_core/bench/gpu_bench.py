@@ -443,6 +443,7 @@ def recipe_run(
     recipe: str | None = "fast",
     runs_dir: str | Path | None = None,
     extra: list[str] | None = None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """``python -m simclr_core train --data TRAIN --recipe RECIPE --max-minutes M --device D`` (exactly the CLI), checked, then kNN."""
     runs = Path(runs_dir or tempfile.mkdtemp(prefix="simclr-gpu-recipe-"))
@@ -469,12 +470,15 @@ def recipe_run(
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("SIMCLR_RUN_DIR", None)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=minutes * 60 + 240)
-    out: dict[str, Any] = {
-        "command": " ".join(cmd[1:]).replace(str(ROOT) + "/", ""),
-        "rc": proc.returncode,
-        "seconds": time.perf_counter() - t0,
-    }
+    out: dict[str, Any] = {"command": " ".join(cmd[1:]).replace(str(ROOT) + "/", ""), "train_spec": train_spec}
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout or minutes * 60 + 240
+        )
+    except subprocess.TimeoutExpired as err:
+        out["problems"] = [f"train gave no answer within {err.timeout:.0f} s"]
+        return out
+    out.update(rc=proc.returncode, seconds=time.perf_counter() - t0)
     found = re.findall(r"^run directory: (.+)$", proc.stdout, re.M)
     if proc.returncode != 0 or not found:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-12:]
@@ -520,6 +524,12 @@ def recipe_run(
 
 
 # -- report --------------------------------------------------------------------------------------------
+def _source(spec: str) -> str:
+    """A spec's file name and query (``/long/path/cifar10-train.tar.gz?split=train`` -> ``cifar10-train.tar.gz?...``)."""
+    path, _, query = spec.partition("?")
+    return Path(path).name + ("?" + query if query else "") if "/" in path else spec
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
@@ -573,9 +583,11 @@ def checks(
         epoch_s = best["epoch"]["epoch_s"] if best else None
         busy = best.get("busy_product") if best else None
         label = f" (batch {best['batch']})" if best else ""
+        e = best["epoch"] if best else {}
+        sizes = f"{e.get('images', STL10_UNLABELED):,} images, {e.get('image_size', 96)} px"
         out.append(
             Check(
-                "GPU: STL10-sized epoch (100,000 images, 96 px)" + label,
+                f"GPU: STL10-sized epoch ({sizes})" + label,
                 "-" if epoch_s is None else f"{epoch_s:.2f} s",
                 f"<= {TARGET_EPOCH_S:g} s",
                 None if epoch_s is None else epoch_s <= TARGET_EPOCH_S,
@@ -593,7 +605,7 @@ def checks(
         ok = not recipe.get("problems") and "knn" in recipe
         measured = f"kNN {_pct(recipe['knn']['trained'])}" if "knn" in recipe else "; ".join(recipe.get("problems", []))
         out.append(
-            Check("GPU: fast recipe run on CIFAR-10 finishes, valid run directory", measured[:200], "finished", ok)
+            Check("GPU: fast recipe run finishes, valid run directory, kNN measured", measured[:200], "finished", ok)
         )
     return out
 
@@ -668,8 +680,8 @@ def section(
             knn = recipe.get("knn") or {}
             sec.extra_tables.append(
                 (
-                    f"Fast recipe, GPU variant, {recipe.get('config', {}).get('max_minutes')} min on CIFAR-10 "
-                    "(carved 80/20 split of the train images)",
+                    f"Fast recipe, GPU variant, {recipe.get('config', {}).get('max_minutes')} min on "
+                    f"`{_source(recipe.get('train_spec', '?'))}` (kNN on its carved train/test split)",
                     [
                         "state",
                         "steps",
@@ -703,9 +715,12 @@ def section(
                     f"queries = {knn['queries']:,} test-split images (h features, last.ckpt)."
                 )
     best = _best(runs)
+    e0 = runs[0]["epoch"] if runs else {}
+    sizes = f"{e0.get('images', STL10_UNLABELED):,} {e0.get('image_size', 96)} px"
+    sec.seconds = sum(r.get("seconds", 0.0) for r in (bench_res or {}).get("runs", []))
     sec.notes += [
         f"STL10-sized epoch: `train.train` (Lightning, pinned DataLoader over host uint8 images, augmentation on the "
-        f"device, run recorder) over {STL10_UNLABELED:,} synthetic 96 px uint8 images, ResNet-18, bf16-mixed + "
+        f"device, run recorder) over {sizes} synthetic uint8 images, ResNet-18, bf16-mixed + "
         "channels_last; steady = mean step after the warm-up steps x steps per epoch, first = from training start to "
         "the last step (cudnn autotuning included; validation and checkpoint excluded).",
         "Shares: CUDA events between the phases of the hand-timed step (forward and loss under autocast, backward, "
@@ -730,7 +745,8 @@ def render(sec: Section, tests: dict[str, Any] | None, bench_res: dict[str, Any]
     """The standalone report (gpu_check.md): targets first, then the section, then the slowest kernels."""
     from simclr_core.bench.report import render_checks, render_section
 
-    parts = ["# GPU check", "", render_checks(sec.checks), "", render_section(sec)]
+    checks_table = render_checks(sec.checks).replace("target (issue 6)", "target (issue 17)", 1)
+    parts = ["# GPU check", "", checks_table, "", render_section(sec)]
     if tests and tests.get("failures"):
         parts += ["## Failed CUDA checks", "", "```", tests["failures"][-6000:], "```", ""]
     for r in (bench_res or {}).get("runs", []):
@@ -756,6 +772,8 @@ def write_benchmarks(path: Path, sec: Section) -> None:
 
 def exit_code(found: list[Check]) -> int:
     """0: every check passed and every target met; 1: a check failed (a mismatch, a crash); 3: a target missed."""
+    if not found:
+        return 3  # nothing was checked
     hard = [c for c in found if not c.name.startswith(("GPU: STL10", "GPU: busy"))]
     if any(c.met is False for c in hard):
         return 1
@@ -785,6 +803,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--batches", default=",".join(map(str, BATCHES)))
     b.add_argument("--device", default="auto")
     b.add_argument("--quick", action="store_true", help="tiny sizes (32 px, 5 steps): checks the plumbing, e.g. on CPU")
+    b.add_argument("--timeout", type=float, default=600, help="seconds allowed per batch size (default 600)")
     r = sub.add_parser("recipe", help=f"train with a recipe for a few minutes, then kNN; writes OUT/{JSON_RECIPE}")
     r.add_argument("--out", required=True, type=Path)
     r.add_argument("--train-spec", required=True)
@@ -793,6 +812,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--device", default="cuda")
     r.add_argument("--recipe", default="fast", help="'' to train without --recipe (the quick CPU smoke test)")
     r.add_argument("--runs-dir", default=None)
+    r.add_argument("--timeout", type=float, default=None, help="seconds for the training (default: minutes + 4 min)")
     r.add_argument("--skip", default=None, metavar="WHY", help="record the step as not run, with this reason")
     r.add_argument("extra", nargs="*", help="more train flags, after --")
     rep = sub.add_parser("report", help=f"render OUT/*.json into OUT/{REPORT} (and BENCHMARKS.md); exit 0/1/3")
@@ -807,7 +827,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "bench":
         args.out.mkdir(parents=True, exist_ok=True)
-        res = bench(tuple(int(x) for x in args.batches.split(",")), quick=args.quick, device=args.device)
+        batches = tuple(int(x) for x in args.batches.split(","))
+        res = bench(batches, quick=args.quick, device=args.device, timeout=args.timeout)
         (args.out / JSON_BENCH).write_text(json.dumps(res, indent=1))
         from simclr_core.bench.report import render_section
 
@@ -826,6 +847,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.recipe or None,
                 args.runs_dir,
                 args.extra,
+                args.timeout,
             )
         (args.out / JSON_RECIPE).write_text(json.dumps(res, indent=1))
         print(json.dumps({k: v for k, v in res.items() if k != "config"}, indent=1))
