@@ -220,6 +220,9 @@ class TrainConfig:
     scale_lr: bool = False  # multiply lr by global_batch/256 only when asked
     monitor: str = "val_acc_top5"  # best.ckpt selection; the seed used val_acc_top5
     knn_k: int = 20
+    # Largest share of the training time the per-epoch validation (kNN monitor) may take; epochs in between
+    # skip it (the first and last always run). 1 validates every epoch, as the seed did.
+    monitor_share: float = 0.1
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -248,6 +251,8 @@ class TrainConfig:
             raise ConfigError(
                 f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}"
             )
+        if not 0 < self.monitor_share <= 1:
+            raise ConfigError(f"monitor_share is a fraction of the training time in (0, 1], got {self.monitor_share}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ConfigError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.limit_images is not None and self.limit_images < 2:

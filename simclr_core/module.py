@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from typing import Any
 
 import pytorch_lightning as pl
@@ -28,6 +29,7 @@ from simclr_core.knn import knn_accuracy
 from simclr_core.model import SimCLRNet
 from simclr_core.schedule import TrainingClock, budget_factor, cosine_warmup_factor
 
+RANDOM_INIT_IMAGES = 5000  # labelled images for the random-init reference level of the kNN chart
 TRAIN_METRICS = ("train_loss", "train_acc_top1", "train_acc_top5", "train_acc_mean_pos")
 VAL_METRICS = ("val_loss", "val_acc_top1", "val_acc_top5", "val_acc_mean_pos")
 
@@ -74,6 +76,10 @@ class SimCLRModule(pl.LightningModule):
         self.last_train_metrics: torch.Tensor | None = None  # (4,) loss, top1, top5, mean_pos; reduced
         self._generator: torch.Generator | None = None
         self._val_feats: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.paced_out = False  # this epoch's validation is skipped to keep the monitor's share of the time
+        self._val_cost_s: float | None = None
+        self._val_started = 0.0
+        self._trained_at_last_val = 0.0
 
     # -- helpers ------------------------------------------------------------------------------
     def _seeded(self, *parts: int | str) -> torch.Generator:
@@ -160,9 +166,26 @@ class SimCLRModule(pl.LightningModule):
     # -- validation: the seed's augmented val_* and the kNN monitor ---------------------------
     def on_validation_epoch_start(self) -> None:
         self._val_feats = []
+        self.paced_out = self._pace_out()
+        self._val_started = time.monotonic()
+
+    def _pace_out(self) -> bool:
+        """Skip this epoch's validation when running it would push the monitor past ``config.monitor_share`` of the time.
+
+        The kNN bank is every labelled image, so one validation can cost a fifth of a short epoch on a CPU
+        (CIFAR-10: 40,000 images). The first and the last validation always run; between them the monitor
+        waits until enough training has passed. The same decision on every rank (rank 0's).
+        """
+        trainer = self.trainer
+        if self._val_cost_s is None or trainer.sanity_checking or self.skip_validation:
+            return False
+        final = trainer.should_stop or self.current_epoch >= (trainer.max_epochs or 0) - 1
+        trained = self.clock.elapsed() - self._trained_at_last_val
+        skip = not final and trained < self._val_cost_s * (1 / self.config.monitor_share - 1)
+        return bool(trainer.strategy.broadcast(skip, src=0)) if trainer.world_size > 1 else skip
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        if self.skip_validation:
+        if self.skip_validation or self.paced_out:
             return
         images, labels, index = batch
         # The kNN queries come first in the validation set, so val_* see whole batches of them.
@@ -177,13 +200,46 @@ class SimCLRModule(pl.LightningModule):
         if self.knn_query_mask is not None:
             self._val_feats.append((self._features(images), labels, index))
 
+    @torch.no_grad()
+    def random_init_knn(self, loader: Any) -> float | None:
+        """Leave-one-out kNN accuracy of the encoder as it is now (before training: the random-init level).
+
+        On at most RANDOM_INIT_IMAGES labelled images of this rank's validation shard: a reference line
+        for the chart ("is it learning?"), not a figure to compare runs by.
+        """
+        if loader is None or self.knn_query_mask is None:
+            return None
+        feats, labels, n = [], [], 0
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            with self.trainer.precision_plugin.forward_context():
+                for images, lab, _ in loader:
+                    feats.append(self._features(images.to(self.device)))
+                    labels.append(lab.to(self.device))
+                    n += len(lab)
+                    if n >= RANDOM_INIT_IMAGES:
+                        break
+        finally:
+            self.net.train(was_training)
+        h, y = torch.cat(feats)[:RANDOM_INIT_IMAGES], torch.cat(labels)[:RANDOM_INIT_IMAGES]
+        if len(h) < 2:
+            return None
+        rows = torch.arange(len(h), device=h.device)
+        return knn_accuracy(h, y, h, y, k=self.config.knn_k, exclude=rows)
+
     def _query_mask(self, index: torch.Tensor) -> torch.Tensor:
         assert self.knn_query_mask is not None
         return self.knn_query_mask.to(index.device)[index]
 
     def on_validation_epoch_end(self) -> None:
         feats, self._val_feats = self._val_feats, []
-        if self.skip_validation or self.knn_query_mask is None or not feats:
+        if self.skip_validation or self.paced_out:
+            return
+        if not self.trainer.sanity_checking:
+            self._val_cost_s = time.monotonic() - self._val_started
+            self._trained_at_last_val = self.clock.elapsed()
+        if self.knn_query_mask is None or not feats:
             return
         h = torch.cat([f[0] for f in feats])
         labels = torch.cat([f[1] for f in feats])

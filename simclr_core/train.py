@@ -446,6 +446,12 @@ class RunRecorder(pl.Callback):
 
     # -- hooks
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_step == 0 and self._is_writer(trainer) and isinstance(pl_module, SimCLRModule):
+            # Before the first step (and the budget's clock): the level a random encoder reaches, as the
+            # kNN chart's reference line.
+            level = pl_module.random_init_knn(trainer.val_dataloaders)
+            if level is not None:
+                self.run.append_metrics([{"step": 0, "epoch": 0, "time": time.time(), "knn_acc_random_init": level}])
         self.session_start = (trainer.global_step, time.time())
         self.window_start = self.session_start
         if self._is_writer(trainer):
@@ -489,7 +495,8 @@ class RunRecorder(pl.Callback):
             self._status(trainer, message="validating")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or getattr(pl_module, "skip_validation", False) or self.stop_reason == "nan":
+        skipped = getattr(pl_module, "skip_validation", False) or getattr(pl_module, "paced_out", False)
+        if trainer.sanity_checking or skipped or self.stop_reason == "nan":
             return
         cm = trainer.callback_metrics
         row: dict[str, Any] = {"step": trainer.global_step, "epoch": trainer.current_epoch, "time": time.time()}

@@ -47,6 +47,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         aug=augmentation_preset("tutorial", 32),
         precision="32",
         seed=0,
+        monitor_share=1.0,
     )
     run = train(config, tmp_path_factory.mktemp("tiny_runs"), name="tiny")
     assert run.status()["state"] == "finished", run.status()

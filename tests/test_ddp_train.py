@@ -112,7 +112,7 @@ def test_two_process_cli_run_leaves_one_consistent_run_directory(tmp_path: Path,
     runs = tmp_path / "runs"
     cmd = [
         sys.executable, "-m", "simclr_core", "train",
-        "--data", f"shapes:unlabeled?n={IMAGES}", "--val-data", "shapes:train?n=4", "--val-limit", "32",
+        "--data", f"shapes:unlabeled?n={IMAGES}", "--val-data", "shapes:train?n=4", "--val-limit", "32", "--monitor-share", "1",
         "--image-size", "32", "--small-input", "--hidden-dim", "32", "--batch-size", str(BATCH),
         "--epochs", str(EPOCHS), "--precision", "32", "--device", "cpu", "--devices", str(WORLD),
         "--strategy", "ddp", "--runs-dir", str(runs), "--name", "ddp", "--no-progress",

@@ -42,6 +42,7 @@ def quick_config(**kw: object) -> TrainConfig:
         val_limit=60,
         precision="32",
         seed=1,
+        monitor_share=1.0,  # validate every epoch: these tests count validation rows
     )
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
@@ -338,3 +339,13 @@ def test_training_job_refuses_bad_settings_synchronously(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="temperature"):
         TrainingJob(quick_config(temperature=-0.5), tmp_path).start()
     assert list_runs(tmp_path) == []
+
+
+def test_the_monitor_paces_itself_and_records_the_random_init_level(tmp_path: Path) -> None:
+    """A costly kNN bank (5,000 images) against 2-step epochs: only the first and the last epoch validate."""
+    run = train(quick_config(limit_images=64, epochs=4, val_limit=None, monitor_share=0.1), tmp_path)
+    assert run.status()["state"] == "finished"
+    assert [r["epoch"] for r in val_rows(run)] == [0, 3]
+    reference = [r for r in run.metrics() if "knn_acc_random_init" in r]
+    assert len(reference) == 1 and reference[0]["step"] == 0
+    assert 0.0 < reference[0]["knn_acc_random_init"] < 0.5  # a random encoder: above chance, far from solved

@@ -109,6 +109,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument(
         "--monitor", default=None, choices=MONITORS, help="metric that picks best.ckpt (default val_acc_top5)"
     )
+    m.add_argument(
+        "--monitor-share",
+        type=float,
+        default=None,
+        metavar="F",
+        help="most of the training time the per-epoch validation (kNN monitor) may take; epochs in between skip "
+        f"it, the first and last always run (default {_DEFAULTS.monitor_share}; 1 validates every epoch)",
+    )
     m.add_argument("--seed", type=int, default=None, help=f"random seed (default {_DEFAULTS.seed})")
     h = p.add_argument_group("hardware")
     h.add_argument(
@@ -155,6 +163,7 @@ _FIELDS = (
     "weight_decay",
     "n_views",
     "monitor",
+    "monitor_share",
     "seed",
     "precision",
     "device",
