@@ -91,6 +91,22 @@ def curves_figure(rows: list[MetricRow]) -> go.Figure:
                 row=r + 1,
                 col=c + 1,
             )
+        if any(metric == "knn_acc" for metric, _ in metrics):
+            level = next(
+                (row["knn_acc_random_init"] for row in rows if row.get("knn_acc_random_init") is not None), None
+            )
+            if isinstance(level, int | float):
+                # The random encoder's level: is it learning? at a glance.
+                fig.add_hline(
+                    y=level,
+                    line={"dash": "dash", "color": "#64748b", "width": 1.5},
+                    annotation_text=f"random init {level:.0%}",
+                    annotation_position="bottom right",
+                    annotation_font_color="#64748b",
+                    row=r + 1,
+                    col=c + 1,
+                )
+                drawn.add(i)
         if percent:
             fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=r + 1, col=c + 1)
         if i not in drawn:

@@ -21,7 +21,9 @@ from simclr_core.jobs import Job, spawn
 from simclr_core.store import Run
 
 if TYPE_CHECKING:
+    from simclr_core.config import TrainConfig
     from simclr_core.data import ImageSet
+    from simclr_core.estimate import Estimate
 
 Row = dict[str, object]  # one table row as st.dataframe takes it
 Status = dict[str, Any]  # status.json: a JSON object (see the run store)
@@ -227,3 +229,41 @@ def umap_ready() -> bool:
     from simclr_core import projection
 
     return bool(projection.umap_ready())
+
+
+# ---------------------------------------------------------------------------------------------- estimates
+
+
+@st.cache_data(max_entries=32, show_spinner="Timing a few training steps on this machine ...")
+def seconds_per_image(config_json: str) -> float:
+    """Measured seconds per training image of these settings here (cached: the hardware does not change)."""
+    import json
+
+    from simclr_core.config import TrainConfig
+    from simclr_core.estimate import seconds_per_image as measure
+
+    return measure(TrainConfig.from_dict(json.loads(config_json)))
+
+
+def estimate(cfg: TrainConfig) -> Estimate | None:
+    """How long ``cfg`` would train here, or None (and a message) when its data cannot be loaded."""
+    import json
+
+    from simclr_core.estimate import Estimate
+
+    data = attempt("load the training data", dataset, cfg.data, cfg.image_size)
+    if data is None:
+        return None
+    n = len(data.images) if cfg.limit_images is None else min(len(data.images), cfg.limit_images)
+    per_image = attempt("time a training step", seconds_per_image, json.dumps(cfg.to_dict(), sort_keys=True))
+    if per_image is None:
+        return None
+    budget = cfg.max_minutes * 60 if cfg.max_minutes else None
+    device = "cuda" if cfg.device != "cpu" and _cuda() else "cpu"
+    return Estimate(per_image, n, cfg.epochs, budget, device)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

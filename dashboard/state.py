@@ -67,6 +67,11 @@ KEYS: dict[str, Key] = {
     "train.aug_choice": Key("preset the Train page's augmentation starts from"),
     "nav.train_tab": Key("open tab of the Train page"),
     "_show_run_tab": Key("open the Run tab on the next visit (a run was just started)"),
+    "_long_run": Key("settings held back because they would train for hours on a CPU (TrainConfig dict)"),
+    "keep.fast_minutes": Key("budget of the fast recipe offered instead of a long CPU run", _value(5.0)),
+    "btn.long_fast": Key("'Start the fast recipe with this budget' button"),
+    "btn.long_anyway": Key("'Start anyway' button"),
+    "btn.long_cancel": Key("'Cancel' (long run) button"),
     "keep.compare_runs": Key("runs in the comparison"),
     "keep.compare_metric": Key("metric compared"),
     "keep.compare_x": Key("x axis of the comparison"),
@@ -79,6 +84,7 @@ KEYS: dict[str, Key] = {
     "chart.compare": Key("comparison chart"),
     # Home
     "home.demo": Key("'Start a demo run' button"),
+    "keep.demo_minutes": Key("the demo's time budget ('I have N minutes')", _value(5.0)),
     # Embeddings
     "keep.emb_source": Key("encoder from a run or a checkpoint file", _value("Run")),
     "keep.emb_which_ckpt": Key("last or best checkpoint", _value("last")),

@@ -7,12 +7,14 @@ import streamlit as st
 from dashboard import figures, jobs, services, state, widgets
 from dashboard.errors import attempt
 from dashboard.routing import ensure_routed
-from simclr_core.config import BACKBONES, MONITORS, PRECISIONS, PRESETS, TrainConfig, cpu_demo_config
+from simclr_core.config import BACKBONES, MONITORS, PRECISIONS, PRESETS, TrainConfig, cpu_demo_config, fast_recipe
+from simclr_core.estimate import human_duration
 
 ensure_routed()
 
 ss = st.session_state
 ss.setdefault("keep.run_name", "simclr")
+LONG_RUN_S = 3600  # longer than this on a CPU: offer the fast recipe before starting
 
 
 def preset_seed() -> None:
@@ -29,6 +31,49 @@ def aug_from_preset() -> None:
         aug = PRESETS[choice].to_dict()
         aug["crop_size"] = int(ss.get("train.image_size") or aug["crop_size"])
         ss["train_aug"] = aug
+
+
+def start(cfg: TrainConfig) -> None:
+    if jobs.start_training(cfg, name=ss.get("keep.run_name") or "simclr") is not None:
+        ss["_show_run_tab"] = True
+        st.rerun()
+
+
+def _answer_long_run(choice: str) -> None:
+    """Button callback (before widgets are drawn, so the form may take the fast recipe's values)."""
+    held = ss.pop("_long_run", None)
+    if held is None or choice == "cancel":
+        return
+    cfg = TrainConfig.from_dict(held)
+    if choice == "fast":
+        cfg = fast_recipe(cfg.data, max_minutes=float(ss.get("keep.fast_minutes") or 5.0))
+        state.set_training(cfg)
+    if jobs.start_training(cfg, name=ss.get("keep.run_name") or "simclr") is not None:
+        ss["_show_run_tab"] = True
+
+
+def long_run_offer(cfg: TrainConfig) -> None:
+    """The settings would run for hours on this CPU: say so, and offer the fast recipe with a budget."""
+    estimate = services.estimate(cfg)
+    if estimate is None:
+        return
+    st.warning(
+        f"**These settings would train for about {human_duration(estimate.total_s)} on this CPU** "
+        f"({human_duration(estimate.epoch_s)} per epoch over {estimate.images:,} images, {cfg.epochs} epochs). "
+        "The fast recipe learns most per minute here: 32 px, the standard stem, a cosine fitted to a time budget.",
+        icon=":material/schedule:",
+    )
+    st.number_input("I have ... minutes", min_value=1.0, max_value=600.0, step=1.0, key="keep.fast_minutes")
+    a, b, c = st.columns([2, 1, 1])
+    a.button(
+        "Start the fast recipe with this budget",
+        type="primary",
+        key="btn.long_fast",
+        on_click=_answer_long_run,
+        args=("fast",),
+    )
+    b.button("Start anyway", key="btn.long_anyway", on_click=_answer_long_run, args=("anyway",))
+    c.button("Cancel", key="btn.long_cancel", on_click=_answer_long_run, args=("cancel",))
 
 
 st.title("Training")
@@ -50,7 +95,8 @@ with new_tab:
         on_click=preset_cpu,
         type="primary",
         width="stretch",
-        help="32 px shapes, ResNet-18, batch 128, crops of 30-100 %, at most 5 minutes: learns visibly on a laptop.",
+        help="The fast recipe: 32 px, ResNet-18 (standard stem), batch 256, lr 2e-3, temperature 0.2, a cosine "
+        "fitted to a 5-minute budget: learns visibly on a laptop.",
     )
     with st.form("form.train", border=False):
         st.text_input("Run name", key="keep.run_name", help="A timestamp is appended, so names may repeat.")
@@ -133,9 +179,14 @@ with new_tab:
 
     if submitted:
         cfg = attempt("use these settings", state.current_training)
-        if cfg is not None and jobs.start_training(cfg, name=ss.get("keep.run_name") or "simclr") is not None:
-            ss["_show_run_tab"] = True
-            st.rerun()
+        estimate = services.estimate(cfg) if cfg is not None else None
+        if cfg is not None and estimate is not None and estimate.device == "cpu" and estimate.total_s > LONG_RUN_S:
+            ss["_long_run"] = cfg.to_dict()  # ask first: hours on a CPU are rarely what a user means
+        elif cfg is not None:
+            start(cfg)
+
+    if ss.get("_long_run"):
+        long_run_offer(TrainConfig.from_dict(ss["_long_run"]))
 
 with live_tab:
     run = services.current_run()

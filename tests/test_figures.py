@@ -24,6 +24,16 @@ def test_curves_draw_what_was_logged_and_say_what_is_pending() -> None:
     assert pending == {"waiting for data"}  # top-1/5, rank, lr and views/s were not logged
 
 
+def test_the_knn_panel_shows_the_random_init_level_as_a_dashed_line() -> None:
+    rows = [{"step": 0, "epoch": 0, "time": 99.0, "knn_acc_random_init": 0.31}, *_rows(8)]
+    fig = figures.curves_figure(rows)
+    lines = [s for s in fig.layout.shapes if s.line.dash == "dash"]
+    assert len(lines) == 1 and lines[0].y0 == lines[0].y1 == pytest.approx(0.31)
+    assert lines[0].yref == "y4"  # the kNN panel, not the loss
+    assert any(a.text == "random init 31%" for a in fig.layout.annotations)
+    assert "kNN" in [t.name for t in fig.data]
+
+
 def test_series_skips_rows_without_the_metric() -> None:
     xs, ys = figures.series([{"step": 1, "a": 2.0}, {"step": 2}, {"step": 3, "a": "nan?"}, {"a": 1.0}], "a")
     assert (xs, ys) == ([1], [2.0])
