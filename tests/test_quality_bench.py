@@ -1,0 +1,64 @@
+"""bench quality's bookkeeping: cells parsed, newest result per cell, targets checked (no training here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simclr_core.bench.quality_bench import latest, load_records, parse_cells, section_from
+from simclr_core.config import ConfigError
+
+
+def record(
+    data: str, variant: str, minutes: float, knn: float, probe: float, t: float, map_knn: float | None = None
+) -> dict:
+    sizes = ("10", "100", "500", "4000") if data == "cifar10" else ("10", "100", "500")
+    table = {s: {"probe": probe - 0.1, "knn": knn - 0.1, "random_probe": 0.2, "random_knn": 0.3} for s in sizes}
+    table[sizes[-1]] = {"probe": probe, "knn": knn, "random_probe": 0.41, "random_knn": 0.38}
+    return {
+        "data": data,
+        "variant": variant,
+        "minutes": minutes,
+        "steps": 100,
+        "epochs": 1.5,
+        "lr_last_over_peak": 0.02,
+        "table": table,
+        "map_knn": map_knn,
+        "created_at": t,
+    }
+
+
+def test_cells_parse_and_refuse_typos() -> None:
+    assert parse_cells("cifar10:fast:20, shapes:fast-nojitter:5") == [
+        ("cifar10", "fast", 20.0),
+        ("shapes", "fast-nojitter", 5.0),
+    ]
+    for bad in ("cifar:fast:5", "shapes:fastest:5", "shapes:fast", "shapes:fast:five"):
+        with pytest.raises(ConfigError):
+            parse_cells(bad)
+
+
+def test_newest_result_per_cell_and_the_targets(tmp_path: Path) -> None:
+    records = [
+        record("cifar10", "fast", 20.0, knn=0.55, probe=0.60, t=1.0),
+        record("cifar10", "fast", 20.0, knn=0.61, probe=0.66, t=2.0),  # newer: replaces the first
+        record("cifar10", "fast", 5.0, knn=0.45, probe=0.5, t=1.0),
+        record("shapes", "fast", 5.0, knn=0.85, probe=0.9, t=1.0, map_knn=0.75),
+        record("shapes", "fast-nojitter", 5.0, knn=0.75, probe=0.8, t=1.0),
+    ]
+    assert latest(records)[("cifar10", "fast", 20.0)]["table"]["4000"]["knn"] == 0.61
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    section = section_from(load_records(path))
+    assert len(section.rows) == 4
+    met = {c.name: c.met for c in section.checks}
+    assert met["CIFAR-10 fast 20 min: kNN"] is True and met["CIFAR-10 fast 20 min: probe, all labels"] is True
+    assert met["CIFAR-10 fast 5 min: kNN"] is False
+    assert met["shapes demo 5 min: kNN on shapes:test"] is True
+    assert met["shapes demo 5 min: kNN on the 2-D UMAP"] is True
+    assert met["shapes 5 min: kNN lost without colour jitter"] is False  # 10 points, 15 asked
+    row = next(r for r in section.rows if r[:3] == ["cifar10", "fast", "20"])
+    assert row[4] == "61.0" and row[5].endswith("/ 66.0")
+    assert load_records(tmp_path / "absent.jsonl") == []
