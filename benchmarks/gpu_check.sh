@@ -13,7 +13,7 @@
 #   4. `train --recipe fast --max-minutes 3 --device cuda` on CIFAR-10 (../shared/data/cifar10-train.tar.gz,
 #      --cifar, $GPU_CHECK_CIFAR, or shared/data/ or .gpu-carry/ in the checkout), carved 80/20, then kNN;
 #   5. the report: DIR/gpu_check.md (targets, tables), DIR/*.json, DIR/gpu_check.log; --write-benchmarks also
-#      replaces the `gpu` block of BENCHMARKS.md (copied to DIR). Locally, from fetched JSON:
+#      replaces the `gpu` block of BENCHMARKS.md (copied to DIR). From a fetched DIR (copied somewhere writable):
 #      python -m simclr_core.bench.gpu_bench report --out DIR --write-benchmarks BENCHMARKS.md
 #
 # DIR is --out, else $OUT, else test-artifacts/gpu-check. Budget: $GPU_CHECK_BUDGET_S (default 470 s) for the
@@ -56,6 +56,7 @@ fi
 mkdir -p "$OUT_DIR" || exit 2
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 LOG="$OUT_DIR/gpu_check.log"
+rm -f "$OUT_DIR"/{cuda_tests.txt,gpu_bench.json,recipe.json,gpu_check.md,BENCHMARKS.md}  # this run's results only
 : >"$LOG"
 exec > >(tee -a "$LOG") 2>&1
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
@@ -132,18 +133,18 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,m
     --format=csv,noheader
 
 # -- 2. the tests marked cuda ------------------------------------------------------------------------------------
-TESTS_ARGS=()
+TESTS_ARGS=(--tests-log /nonexistent)  # skipped: no test row in the report
 if [ "$SKIP_TESTS" = 0 ]; then
     say "CUDA checks: pytest -m cuda tests/test_cuda.py"
     timeout -k 10 240 "$PY" -m pytest -m cuda tests/test_cuda.py -q -rs -p no:cacheprovider -o addopts="" \
         2>&1 | tee "$OUT_DIR/cuda_tests.txt"
     TESTS_RC=${PIPESTATUS[0]}
+    echo "gpu_check: pytest exit status $TESTS_RC" >>"$OUT_DIR/cuda_tests.txt"
     [ "$TESTS_RC" = 0 ] || FAILED+=("CUDA checks (pytest exit $TESTS_RC)")
     TESTS_ARGS=(--tests-rc "$TESTS_RC" --tests-log "$OUT_DIR/cuda_tests.txt")
 fi
 
 # -- 3. the training benchmark ------------------------------------------------------------------------------------
-rm -f "$OUT_DIR/gpu_bench.json" "$OUT_DIR/recipe.json"
 if [ "$SKIP_BENCH" = 0 ]; then
     say "training benchmark: 96 px ResNet-18, bf16 + channels_last, STL10-sized epoch (batches 256, 1024)"
     if [ "$QUICK" = 1 ]; then BENCH=(--quick --batches 8); else BENCH=(--batches 256,1024); fi

@@ -194,3 +194,15 @@ def test_recipe_step_can_be_recorded_as_skipped(argv: list[str], tmp_path: Path)
     code = G.main([*argv, "--out", str(tmp_path), "--train-spec", "x", "--test-spec", "y"])
     assert code == 0
     assert json.loads((tmp_path / G.JSON_RECIPE).read_text()) == {"skipped": "no archive"}
+
+
+def test_report_writes_benchmarks_only_from_a_full_gpu_run(tmp_path: Path) -> None:
+    bench_md = tmp_path / "BENCHMARKS.md"
+    quick = _fake_bench(4.0, 0.9) | {"quick": True}
+    (tmp_path / G.JSON_BENCH).write_text(json.dumps(quick))
+    G.main(["report", "--out", str(tmp_path), "--write-benchmarks", str(bench_md)])
+    assert not bench_md.exists()  # a smoke test never lands in BENCHMARKS.md
+    (tmp_path / G.JSON_BENCH).write_text(json.dumps(_fake_bench(4.0, 0.9)))
+    (tmp_path / G.TESTS_LOG).write_text("== 14 passed in 50s ==\ngpu_check: pytest exit status 0\n")
+    assert G.main(["report", "--out", str(tmp_path), "--write-benchmarks", str(bench_md)]) == 0
+    assert "<!-- bench:section gpu -->" in bench_md.read_text() and "14 passed in 50s" in bench_md.read_text()

@@ -54,6 +54,7 @@ BATCHES = (256, 1024)
 JSON_BENCH = "gpu_bench.json"
 JSON_RECIPE = "recipe.json"
 REPORT = "gpu_check.md"
+TESTS_LOG = "cuda_tests.txt"  # pytest's output, ending with "gpu_check: pytest exit status N"
 
 
 # -- timing primitives --------------------------------------------------------------------------------
@@ -170,10 +171,11 @@ def step_breakdown(
     for _ in range(warmup):  # cudnn autotuning, allocator, numba/oneDNN first calls
         step(None)
     _sync(dev)
-    times: dict[str, list[float]] = {p: [] for p in PHASES}
-    for _ in range(steps):
-        clock = PhaseClock(dev)
+    clocks = [PhaseClock(dev) for _ in range(steps)]
+    for clock in clocks:  # back to back, as in training: read after the last step, so no step waits for a read
         step(clock)
+    times: dict[str, list[float]] = {p: [] for p in PHASES}
+    for clock in clocks:
         for name, span in zip(PHASES, clock.spans(), strict=True):
             times[name].append(span)
     _sync(dev)
@@ -716,11 +718,11 @@ def section(
                 )
     best = _best(runs)
     e0 = runs[0]["epoch"] if runs else {}
-    sizes = f"{e0.get('images', STL10_UNLABELED):,} {e0.get('image_size', 96)} px"
+    sizes = f"{e0.get('images', STL10_UNLABELED):,} synthetic uint8 images of {e0.get('image_size', 96)} px"
     sec.seconds = sum(r.get("seconds", 0.0) for r in (bench_res or {}).get("runs", []))
     sec.notes += [
         f"STL10-sized epoch: `train.train` (Lightning, pinned DataLoader over host uint8 images, augmentation on the "
-        f"device, run recorder) over {sizes} synthetic uint8 images, ResNet-18, bf16-mixed + "
+        f"device, run recorder) over {sizes}, ResNet-18, bf16-mixed + "
         "channels_last; steady = mean step after the warm-up steps x steps per epoch, first = from training start to "
         "the last step (cudnn autotuning included; validation and checkpoint excluded).",
         "Shares: CUDA events between the phases of the hand-timed step (forward and loss under autocast, backward, "
@@ -818,7 +820,9 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("report", help=f"render OUT/*.json into OUT/{REPORT} (and BENCHMARKS.md); exit 0/1/3")
     rep.add_argument("--out", required=True, type=Path)
     rep.add_argument("--tests-rc", type=int, default=None)
-    rep.add_argument("--tests-log", type=Path, default=None, help="pytest output, for its summary line and failures")
+    rep.add_argument(
+        "--tests-log", type=Path, default=None, help=f"pytest output (default OUT/{TESTS_LOG}): summary and failures"
+    )
     rep.add_argument("--write-benchmarks", type=Path, default=None, metavar="BENCHMARKS.md")
     args = p.parse_args(argv)
 
@@ -853,8 +857,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in res.items() if k != "config"}, indent=1))
         return 1 if res.get("problems") else 0
     tests = None
+    log_path = args.tests_log or args.out / TESTS_LOG
+    if args.tests_rc is None and log_path.is_file():  # a fetched folder: the script noted pytest's exit status
+        found = re.findall(r"^gpu_check: pytest exit status (\d+)$", log_path.read_text(errors="replace"), re.M)
+        args.tests_rc = int(found[-1]) if found else None
     if args.tests_rc is not None:
-        log = args.tests_log.read_text(errors="replace") if args.tests_log and args.tests_log.is_file() else ""
+        log = log_path.read_text(errors="replace") if log_path.is_file() else ""
         lines = [
             ln.strip("= ") for ln in log.strip().splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", ln)
         ]
@@ -870,8 +878,11 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / REPORT).write_text(text)
     print(text)
     if args.write_benchmarks:
-        write_benchmarks(args.write_benchmarks, sec)
-        print(f"wrote the gpu block of {args.write_benchmarks}")
+        if bench_res is None or bench_res.get("quick") or "gpu" not in bench_res.get("machine", {}):
+            print(f"{args.write_benchmarks} not written: no full-size GPU measurement in {args.out}")
+        else:
+            write_benchmarks(args.write_benchmarks, sec)
+            print(f"wrote the gpu block of {args.write_benchmarks}")
     code = exit_code(sec.checks)
     print(
         {
