@@ -60,11 +60,12 @@ class Jobs:
             self._starting = what
         try:
             started = factory()
-        finally:
+        except BaseException:
             with self.lock:
                 self._starting = None
+            raise
         with self.lock:
-            self._training = started
+            self._training, self._starting = started, None
         return started
 
     def start_task(self, kind: str, label: str, work: Callable[[Job[T]], T]) -> Job[T]:
