@@ -59,6 +59,7 @@ LOG="$OUT_DIR/gpu_check.log"
 rm -f "$OUT_DIR"/{cuda_tests.txt,gpu_bench.json,recipe.json,gpu_check.md,BENCHMARKS.md}  # this run's results only
 : >"$LOG"
 exec > >(tee -a "$LOG") 2>&1
+TEE_PID=$!
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 FAILED=()
 
@@ -174,6 +175,8 @@ if [ "$SKIP_RECIPE" = 0 ]; then
         [ "$MINUTES" -gt "$RECIPE_MINUTES" ] && MINUTES=$RECIPE_MINUTES
         if [ -z "$CIFAR" ]; then
             SKIP="no CIFAR-10 archive: pass --cifar FILE, or put cifar10-train.tar.gz in ../shared/data/ or .gpu-carry/"
+        elif [ ! -f "$CIFAR" ]; then
+            SKIP="--cifar $CIFAR: no such file"
         elif [ "$HAS_RECIPE" = 0 ]; then
             SKIP="this checkout's train has no --recipe yet (issue 11 adds it); rerun once it has"
         elif [ "$MINUTES" -lt 1 ]; then
@@ -206,4 +209,6 @@ if [ ${#FAILED[@]} -gt 0 ]; then
     CODE=1
 fi
 say "done in $(($(date +%s) - START)) s (exit $CODE); files in $OUT_DIR: $(cd "$OUT_DIR" && ls | tr '\n' ' ')"
+exec >&- 2>&-
+wait "$TEE_PID" 2>/dev/null  # the log is complete before the folder is collected
 exit $CODE
