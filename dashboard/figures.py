@@ -7,6 +7,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from simclr_core.metrics import (
+    KNN_ACC,
+    KNN_ACC_RANDOM_INIT,
+    LR,
+    TRAIN_ACC_MEAN_POS,
+    TRAIN_ACC_TOP1,
+    TRAIN_ACC_TOP5,
+    TRAIN_LOSS,
+    VAL_ACC_MEAN_POS,
+    VAL_ACC_TOP1,
+    VAL_ACC_TOP5,
+    VAL_LOSS,
+    VIEWS_PER_S,
+    is_per_epoch,
+)
+
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
@@ -17,35 +33,35 @@ Report = dict[str, Any]  # a probe.json object (see simclr_core.commands.probe)
 
 # The live panel: (panel title, [(metric, legend label)], drawn as a percentage)
 CURVES = [
-    ("InfoNCE loss", [("train_loss", "train"), ("val_loss", "val")], False),
+    ("InfoNCE loss", [(TRAIN_LOSS, "train"), (VAL_LOSS, "val")], False),
     (
         "Top-1 / top-5 (positive pair found)",
         [
-            ("train_acc_top1", "train top-1"),
-            ("train_acc_top5", "train top-5"),
-            ("val_acc_top1", "val top-1"),
-            ("val_acc_top5", "val top-5"),
+            (TRAIN_ACC_TOP1, "train top-1"),
+            (TRAIN_ACC_TOP5, "train top-5"),
+            (VAL_ACC_TOP1, "val top-1"),
+            (VAL_ACC_TOP5, "val top-5"),
         ],
         True,
     ),
-    ("Mean rank of the positive", [("train_acc_mean_pos", "train"), ("val_acc_mean_pos", "val")], False),
-    ("kNN accuracy (frozen features)", [("knn_acc", "kNN")], True),
-    ("Learning rate", [("lr", "lr")], False),
-    ("Views per second", [("views_per_s", "views/s")], False),
+    ("Mean rank of the positive", [(TRAIN_ACC_MEAN_POS, "train"), (VAL_ACC_MEAN_POS, "val")], False),
+    ("kNN accuracy (frozen features)", [(KNN_ACC, "kNN")], True),
+    ("Learning rate", [(LR, "lr")], False),
+    ("Views per second", [(VIEWS_PER_S, "views/s")], False),
 ]
 # What the Train page's comparison offers, most telling first.
 COMPARE_METRICS = [
-    "train_loss",
-    "knn_acc",
-    "val_acc_top1",
-    "val_acc_top5",
-    "val_loss",
-    "train_acc_top1",
-    "train_acc_top5",
-    "train_acc_mean_pos",
-    "val_acc_mean_pos",
-    "lr",
-    "views_per_s",
+    TRAIN_LOSS,
+    KNN_ACC,
+    VAL_ACC_TOP1,
+    VAL_ACC_TOP5,
+    VAL_LOSS,
+    TRAIN_ACC_TOP1,
+    TRAIN_ACC_TOP5,
+    TRAIN_ACC_MEAN_POS,
+    VAL_ACC_MEAN_POS,
+    LR,
+    VIEWS_PER_S,
 ]
 PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#84cc16", "#f59e0b", "#64748b", "#ec4899"]
 
@@ -76,7 +92,7 @@ def curves_figure(rows: list[MetricRow]) -> go.Figure:
             if not xs:
                 continue
             drawn.add(i)
-            per_epoch = metric.startswith("val_") or metric == "knn_acc"
+            per_epoch = is_per_epoch(metric)
             fig.add_trace(
                 go.Scattergl(
                     x=xs,
@@ -91,10 +107,8 @@ def curves_figure(rows: list[MetricRow]) -> go.Figure:
                 row=r + 1,
                 col=c + 1,
             )
-        if any(metric == "knn_acc" for metric, _ in metrics):
-            level = next(
-                (row["knn_acc_random_init"] for row in rows if row.get("knn_acc_random_init") is not None), None
-            )
+        if any(metric == KNN_ACC for metric, _ in metrics):
+            level = next((row[KNN_ACC_RANDOM_INIT] for row in rows if row.get(KNN_ACC_RANDOM_INIT) is not None), None)
             if isinstance(level, int | float):
                 # The random encoder's level: is it learning? at a glance.
                 fig.add_hline(

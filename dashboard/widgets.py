@@ -14,6 +14,7 @@ from dashboard import figures, services
 from dashboard.jobs import resume_training, running_job
 from dashboard.state import runs_root
 from simclr_core.config import PRESETS, AugmentationConfig
+from simclr_core.metrics import KNN_ACC, TRAIN_LOSS, VIEWS_PER_S
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -185,9 +186,9 @@ def live_run(run_id: str) -> None:
         + f" · {progress:.0%}",
     )
     m = st.columns(5)
-    views = _last(rows, "views_per_s")
-    knn = _last(rows, "knn_acc")
-    loss = _last(rows, "train_loss")
+    views = _last(rows, VIEWS_PER_S)
+    knn = _last(rows, KNN_ACC)
+    loss = _last(rows, TRAIN_LOSS)
     m[0].metric("views / s", f"{views:,.0f}" if views else "—")
     m[1].metric("ETA", eta_text(status.get("eta_s")) if state == "running" else "—")
     m[2].metric("train loss", f"{loss:.3f}" if loss is not None else "—")
