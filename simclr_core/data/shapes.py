@@ -28,7 +28,7 @@ CLASSES = ["circle", "square", "triangle", "star", "cross", "ring", "heart", "ar
 TEXTURES = ("plain", "stripes", "checker", "dots", "noise")
 DEFAULT_SIZES = SHAPES_DEFAULT_SIZES
 # Bumped whenever the drawing changes, so caches of an older drawing are not reused.
-VERSION = 3  # 3: near-upright shapes, subtle textures; 2: large shapes; 1 drew the star as a star-shaped hole
+VERSION = 2  # 2: large shapes; the star was drawn as a star-shaped hole in version 1
 _NOISE_GRID = 6
 
 
@@ -150,14 +150,14 @@ def sample_params(split: str, n: int | None = None, seed: int = 0) -> dict[str, 
     bg_h = torch.remainder(fg_h + u(0.2, 0.8), 1.0)
     bg_s, bg_v = u(0.15, 1.0), u(0.1, 0.95)
     tex_h = torch.remainder(bg_h + u(-0.1, 0.1), 1.0)
-    # the texture's second colour: a little darker or lighter than the background (a subtle pattern)
-    tex_v = torch.where(bg_v > 0.5, bg_v * u(0.72, 0.88), bg_v + (1 - bg_v) * u(0.12, 0.3))
+    # the texture's second colour: darker or lighter than the background by a visible margin
+    tex_v = torch.where(bg_v > 0.5, bg_v * u(0.35, 0.7), bg_v + (1 - bg_v) * u(0.35, 0.8))
     return {
         "label": label,
         "cx": radius + (1 - 2 * radius) * torch.rand(total, generator=g),
         "cy": radius + (1 - 2 * radius) * torch.rand(total, generator=g),
         "radius": radius,
-        "angle": u(-0.3, 0.3),
+        "angle": u(0, 2 * math.pi),
         "fg": _hsv_to_rgb(fg_h, fg_s, fg_v),
         "bg": _hsv_to_rgb(bg_h, bg_s, bg_v),
         "tex": _hsv_to_rgb(tex_h, bg_s, tex_v),
