@@ -23,6 +23,9 @@ need equal shapes, and the equal-weight mean over ranks assumes it.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import torch
 import torch.distributed as dist
 
@@ -39,6 +42,28 @@ def rank_and_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def env_global_rank() -> int:
+    """This process's global rank as launchers announce it before any process group exists."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if (
+            os.environ.get(key, "").isdigit()
+            and int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1"))) > 1
+        ):
+            return int(os.environ[key])
+    return int(os.environ.get("LOCAL_RANK", "0") or 0)
+
+
+def broadcast_from_zero(trainer: Any, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank of ``trainer`` (a Lightning Trainer); ``value`` itself on one process.
+
+    The one place the training callbacks and the module share a decision across ranks: every rank
+    must call it at the same point, or the collective hangs.
+    """
+    if trainer.world_size > 1:
+        return trainer.strategy.broadcast(value, src=0)
+    return value
 
 
 class _GatherViews(torch.autograd.Function):

@@ -58,7 +58,7 @@ def _device(config: TrainConfig) -> torch.device:
 
 
 def _autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    from simclr_core.train import resolve_precision
+    from simclr_core.devices import resolve_precision
 
     precision = resolve_precision(config.precision, "gpu" if device.type == "cuda" else "cpu")
     return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)

@@ -1,19 +1,18 @@
 """The SimCLR LightningModule: uint8 batch -> on-device views -> f, g -> InfoNCE, plus the seed's validation.
 
-Batches are uint8 images straight from the in-memory dataset (``train.UInt8Images``); the
+Batches are uint8 images straight from the in-memory dataset (``data.batches.UInt8Images``); the
 augmentation runs here, on the training device, in float32 outside autocast. Every step's
 views come from a generator seeded by (seed, rank, step), so streams differ per rank, are
 reproducible, and continue identically after a resume. Validation views use (seed, rank,
 batch) so ``val_*`` compare like with like across epochs.
 
 Nothing here calls ``.item()``: the step metrics stay on the device in ``last_train_metrics``
-(reduced over ranks) and the run recorder (``train.RunRecorder``) copies them to the host in
+(reduced over ranks) and the run store's ``callbacks.MetricsWriter`` copies them to the host in
 batches every couple of seconds.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from typing import Any
@@ -24,20 +23,14 @@ from torch import nn
 
 from simclr_core.augment import make_views
 from simclr_core.config import TrainConfig
-from simclr_core.distributed import global_info_nce
+from simclr_core.distributed import broadcast_from_zero, global_info_nce
 from simclr_core.knn import knn_accuracy
+from simclr_core.metrics import KNN_ACC, TRAIN_LOSS
 from simclr_core.model import SimCLRNet
 from simclr_core.schedule import TrainingClock, budget_factor, cosine_warmup_factor
+from simclr_core.seeding import stream_seed
 
 RANDOM_INIT_IMAGES = 5000  # labelled images for the random-init reference level of the kNN chart
-TRAIN_METRICS = ("train_loss", "train_acc_top1", "train_acc_top5", "train_acc_mean_pos")
-VAL_METRICS = ("val_loss", "val_acc_top1", "val_acc_top5", "val_acc_mean_pos")
-
-
-def stream_seed(*parts: int | str) -> int:
-    """A 63-bit seed mixed from ``parts`` (stable across processes and Python versions)."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 def normalise_u8(images_u8: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
@@ -119,7 +112,7 @@ class SimCLRModule(pl.LightningModule):
             vec = self.trainer.strategy.reduce(vec, reduce_op="mean")
         self.last_train_metrics = vec
         # Any Lightning logger and the progress bar see the step metrics; the run store reads last_train_metrics.
-        self.log("train_loss", vec[0], prog_bar=True)
+        self.log(TRAIN_LOSS, vec[0], prog_bar=True)
         self.log_dict({f"train_{k}": v for k, v in metrics.items()})
         return loss
 
@@ -182,7 +175,7 @@ class SimCLRModule(pl.LightningModule):
         final = trainer.should_stop or self.current_epoch >= (trainer.max_epochs or 0) - 1
         trained = self.clock.elapsed() - self._trained_at_last_val
         skip = not final and trained < self._val_cost_s * (1 / self.config.monitor_share - 1)
-        return bool(trainer.strategy.broadcast(skip, src=0)) if trainer.world_size > 1 else skip
+        return bool(broadcast_from_zero(trainer, skip))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         if self.skip_validation or self.paced_out:
@@ -255,7 +248,7 @@ class SimCLRModule(pl.LightningModule):
         # Leave-one-out: every labelled image is in the bank, each query votes without itself.
         acc = knn_accuracy(h, labels, h[rows], labels[rows], k=self.config.knn_k, exclude=rows)
         # Identical on every rank (features were gathered); sync_dist only keeps Lightning quiet.
-        self.log("knn_acc", torch.as_tensor(acc, dtype=torch.float32, device=self.device), sync_dist=True)
+        self.log(KNN_ACC, torch.as_tensor(acc, dtype=torch.float32, device=self.device), sync_dist=True)
 
 
 def _first_occurrence(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,10 +5,11 @@ Order of events, so that no work is lost and nothing starts on bad settings:
 1. ``prepare``: validate the config, load the data, check data-dependent limits (batch vs images,
    labelled validation images). Any problem raises ConfigError/DatasetError before a run exists.
 2. ``create_run`` (or reopen one to resume: metrics past the checkpoint's step are dropped).
-3. ``trainer.fit`` with ``RunRecorder``: step metrics in batches every ~2 s (first step at once),
-   status heartbeat with progress/ETA every ~3 s, validation row per epoch, ``last.ckpt`` every
-   epoch and on stop, ``best.ckpt`` on the monitored metric, NaN/inf -> failed, stop request ->
-   stopped, ``max_minutes`` -> finished with the reason.
+3. ``trainer.fit`` with the callbacks of ``callbacks.run_callbacks``: step metrics in batches every
+   ~2 s (first step at once), status heartbeat with progress/ETA every ~3 s, validation row per
+   epoch, ``last.ckpt`` every epoch and on stop, ``best.ckpt`` on the monitored metric.
+4. ``_final_status`` from the stop policy's reason: NaN/inf -> failed, stop request -> stopped,
+   ``max_minutes`` -> finished with the reason, else finished.
 
 Batch size is global: each of W processes takes ``batch_size // W`` images per step.
 Only global rank 0 writes the run directory; under Lightning's DDP launcher the other ranks
@@ -17,8 +18,6 @@ re-run the same command and learn the directory from ``$SIMCLR_RUN_DIR``.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
 import platform
 import signal
@@ -26,7 +25,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,160 +33,20 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torchvision
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
+from simclr_core.callbacks import Progress, RunCallbacks, run_callbacks
 from simclr_core.config import ConfigError, TrainConfig
 from simclr_core.data import DatasetError, ImageSet, load_dataset
+from simclr_core.data.batches import EpochBatches, UInt8Images, balanced_subset, batch_loader, knn_query_mask
 from simclr_core.data.spec import sibling_spec
-from simclr_core.devices import cpu_has_fast_bf16
-from simclr_core.distributed import rank_and_world
+from simclr_core.devices import resolve_device, resolve_precision
+from simclr_core.distributed import env_global_rank
 from simclr_core.jobs import Job
-from simclr_core.module import TRAIN_METRICS, VAL_METRICS, SimCLRModule, stream_seed
+from simclr_core.module import SimCLRModule
 from simclr_core.store import Run, create_run, write_json_atomic
 
 RUN_DIR_ENV = "SIMCLR_RUN_DIR"
-FLUSH_EVERY_S = 2.0
-STATUS_EVERY_S = 3.0
-DDP_CONTROL_EVERY = 10  # steps between stop decisions shared across ranks
-KNN_QUERIES = 5000  # kNN monitor queries (and images of the augmented val_*) per epoch
-
-Progress = Callable[[dict[str, Any]], None]
-
-
-# -- devices --------------------------------------------------------------------------------------
-def resolve_device(device: str) -> tuple[str, Any]:
-    """TrainConfig.device -> (Lightning accelerator, devices-or-None to use the count from config)."""
-    if device == "auto":
-        return ("gpu" if torch.cuda.is_available() else "cpu"), None
-    if device == "cpu":
-        return "cpu", None
-    if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {device}: no CUDA GPU is visible here; use --device cpu or auto")
-        if ":" in device:
-            index = int(device.split(":", 1)[1])
-            if index >= torch.cuda.device_count():
-                raise ConfigError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) visible")
-            return "gpu", [index]
-        return "gpu", None
-    raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-
-
-def resolve_precision(precision: str, accelerator: str) -> str:
-    """'auto' -> bf16-mixed where the device has fast bf16 (CUDA with bf16, AVX512-BF16/AMX CPUs), else 32 (fp16 on old GPUs)."""
-    if precision != "auto":
-        if precision == "16-mixed" and accelerator == "cpu":
-            raise ConfigError("precision 16-mixed needs a CUDA GPU; on CPU use bf16-mixed or 32")
-        return precision
-    if accelerator == "gpu":
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_has_fast_bf16() else "32"
-
-
-def env_global_rank() -> int:
-    """This process's global rank as launchers announce it before any process group exists."""
-    for key in ("RANK", "SLURM_PROCID"):
-        if (
-            os.environ.get(key, "").isdigit()
-            and int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1"))) > 1
-        ):
-            return int(os.environ[key])
-    return int(os.environ.get("LOCAL_RANK", "0") or 0)
-
-
-# -- data -----------------------------------------------------------------------------------------
-class UInt8Images(Dataset):
-    """Batch lookup into an in-memory (or memory-mapped) uint8 image tensor: ``ds[idx] -> (images, idx[, labels])``."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
-        self.images = images
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        images = self.images[index].contiguous()
-        if self.labels is None:
-            return images, index
-        return images, self.labels[index], index
-
-
-class EpochBatches(Sampler[torch.Tensor]):
-    """Index batches for one rank. Training: a fresh permutation per epoch from (seed, epoch), cut into
-    global batches of ``batch * world`` (drop_last), of which this rank takes its slice; the same on
-    every rank without communication. Evaluation (``shuffle=False``): indices padded to a multiple of
-    ``world`` (wrapping), dealt round-robin, split into balanced batches of at most ``batch``.
-    """
-
-    def __init__(
-        self, n: int, batch: int, *, shuffle: bool, seed: int = 0, world: int = 1, rank: int | None = None
-    ) -> None:
-        self.n, self.batch, self.shuffle, self.seed, self.world = n, batch, shuffle, seed, world
-        self._rank = rank
-        self.epoch = 0
-        # Batches of this epoch already trained (a mid-epoch resume); read when iteration starts.
-        self.skip_fn: Callable[[], int] = lambda: 0
-
-    @property
-    def rank(self) -> int:
-        """Given, or read from the process group at iteration time (Lightning launches ranks after we build this)."""
-        return self._rank if self._rank is not None else rank_and_world()[0]
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _eval_shard(self) -> torch.Tensor:
-        total = math.ceil(self.n / self.world) * self.world
-        return (torch.arange(total) % self.n)[self.rank :: self.world]
-
-    def __len__(self) -> int:
-        if self.shuffle:
-            return self.n // (self.batch * self.world)
-        return math.ceil(len(self._eval_shard()) / self.batch)
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(stream_seed(self.seed, "epoch", self.epoch))
-            perm = torch.randperm(self.n, generator=g)
-            step = self.batch * self.world
-            for i in range(self.skip_fn(), len(self)):
-                start = i * step + self.rank * self.batch
-                yield perm[start : start + self.batch].sort().values
-        else:
-            shard = self._eval_shard()
-            yield from torch.tensor_split(shard, len(self))
-
-
-def _loader(dataset: UInt8Images, sampler: EpochBatches, pin: bool) -> DataLoader:
-    # batch_size=None: the sampler yields whole index batches, the dataset slices the uint8 tensor once.
-    return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=0, pin_memory=pin)
-
-
-def balanced_subset(labels: torch.Tensor, limit: int, seed: int) -> torch.Tensor:
-    """Sorted indices of ``limit`` images drawn round-robin over classes (deterministic)."""
-    g = torch.Generator().manual_seed(stream_seed(seed, "val_subset"))
-    perm = torch.randperm(len(labels), generator=g)
-    lab = labels[perm]
-    # Rank of each image within its class in the permuted order; take low ranks first.
-    order = torch.argsort(lab, stable=True)
-    counts = torch.bincount(lab - lab.min())
-    starts = torch.cumsum(counts, 0) - counts
-    within = torch.empty_like(order)
-    within[order] = torch.arange(len(order)) - starts[(lab - lab.min())[order]]
-    chosen = perm[torch.argsort(within, stable=True)[:limit]]
-    return chosen.sort().values
-
-
-def knn_query_mask(labels: torch.Tensor, seed: int, limit: int = KNN_QUERIES) -> torch.Tensor:
-    """(N,) bool: a deterministic class-balanced subset of at most ``limit`` labelled images as kNN queries.
-
-    Each query votes leave-one-out against all labelled images, so the monitor reads like a full kNN
-    evaluation; 5,000 queries put its standard error under one point.
-    """
-    mask = torch.zeros(len(labels), dtype=torch.bool)
-    mask[balanced_subset(labels, min(limit, len(labels)), seed)] = True
-    return mask
 
 
 @dataclass
@@ -293,274 +152,11 @@ def _device_description(accelerator: str) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
-def _clock_remaining(trainer: pl.Trainer) -> float | None:
-    """Seconds left of the module's time budget (None without one)."""
-    clock = getattr(trainer.lightning_module, "clock", None)
-    return clock.remaining() if clock is not None else None
-
-
-def _clock_fraction(trainer: pl.Trainer) -> float:
-    """Share of the module's time budget used (0 without one): the progress of a budget run."""
-    clock = getattr(trainer.lightning_module, "clock", None)
-    return clock.fraction() if clock is not None else 0.0
-
-
-class RunRecorder(pl.Callback):
-    """Writes the run directory from inside the Trainer; decides when to stop (same decision on all ranks)."""
-
-    def __init__(
-        self,
-        run: Run | None,
-        config: TrainConfig,
-        stop_event: threading.Event | None = None,
-        progress: Progress | None = None,
-    ) -> None:
-        self.run = run
-        self.config = config
-        self.stop_event = stop_event or threading.Event()
-        self.progress = progress
-        self.pending: list[tuple[int, int, float, torch.Tensor, float]] = []
-        self.writer: Any = None
-        self.last_flush = self.last_status = 0.0
-        self.window_start: tuple[int, float] | None = None
-        self.session_start: tuple[int, float] | None = None
-        self.stop_reason: str | None = None  # "user" | "time" | "nan"
-        self.message = ""
-        self.saved_step = -1
-        self.best: float | None = None
-        self.last_epoch = 0
-        self.views_per_step = config.batch_size * config.n_views
-
-    # -- helpers
-    def _is_writer(self, trainer: pl.Trainer) -> bool:
-        return self.run is not None and trainer.is_global_zero
-
-    def _status(self, trainer: pl.Trainer, force: bool = False, **fields: Any) -> None:
-        now = time.time()
-        if not self._is_writer(trainer) or (not force and now - self.last_status < STATUS_EVERY_S):
-            return
-        self.last_status = now
-        step, total = trainer.global_step, max(1, trainer.estimated_stepping_batches)
-        eta = None
-        if self.session_start and step > self.session_start[0]:
-            rate = (now - self.session_start[1]) / (step - self.session_start[0])
-            eta = rate * max(0, total - step)
-            remaining = _clock_remaining(trainer)
-            if remaining is not None:
-                eta = min(eta, remaining)
-        status = self.run.write_status(
-            epoch=trainer.current_epoch,
-            epochs=self.config.epochs,
-            step=step,
-            total_steps=total,
-            progress=min(1.0, max(step / total, _clock_fraction(trainer))),
-            eta_s=eta,
-            **fields,
-        )
-        if self.progress:
-            self.progress(status)
-
-    def _flush(self, trainer: pl.Trainer) -> None:
-        """Host-copy pending step metrics (one sync), check for NaN, append rows, feed TensorBoard."""
-        self.last_flush = time.time()
-        if not self.pending:
-            return
-        pending, self.pending = self.pending, []
-        values = torch.stack([p[3] for p in pending]).float().cpu().tolist()
-        start_step, start_time = self.window_start or (pending[0][0] - 1, pending[0][2])
-        end_step, end_time = pending[-1][0], pending[-1][2]
-        speed = self.views_per_step * (end_step - start_step) / max(1e-9, end_time - start_time)
-        self.window_start = (end_step, end_time)
-        rows = []
-        for (step, epoch, t, _, lr), vals in zip(pending, values, strict=True):
-            row = {
-                "step": step,
-                "epoch": epoch,
-                "time": t,
-                **dict(zip(TRAIN_METRICS, vals, strict=True)),
-                "lr": lr,
-                "views_per_s": speed,
-            }
-            rows.append(row)
-            if not math.isfinite(vals[0]) and self.stop_reason != "nan":
-                self.stop_reason = "nan"
-                self.message = (
-                    f"the loss became {'NaN' if math.isnan(vals[0]) else 'infinite'} at step {step} "
-                    f"(lr {lr:.3g}), so training stopped; lower --lr (or use --precision 32 instead of "
-                    "16-mixed). last.ckpt keeps the last state saved before it"
-                )
-        if self._is_writer(trainer):
-            self.run.append_metrics(rows)
-            self._tensorboard(rows)
-
-    def _tensorboard(self, rows: list[dict[str, Any]]) -> None:
-        if self.writer is None:
-            try:
-                from tensorboardX import SummaryWriter
-            except ImportError:
-                self.writer = False
-                return
-            self.writer = SummaryWriter(str(self.run.tensorboard_dir), flush_secs=10)
-        if self.writer is False:
-            return
-        for row in rows:
-            for key, value in row.items():
-                if key not in ("step", "epoch", "time") and value is not None and math.isfinite(value):
-                    self.writer.add_scalar(key, value, row["step"], walltime=row["time"])
-
-    def _decide_stop(self, trainer: pl.Trainer) -> None:
-        reason = self.stop_reason
-        if reason is None and self.stop_event.is_set():
-            reason = "user"
-        clock = getattr(trainer.lightning_module, "clock", None)
-        if reason is None and clock is not None and clock.expired():
-            reason = "time"
-        if trainer.world_size > 1:
-            if trainer.global_step % DDP_CONTROL_EVERY:
-                return
-            reason = trainer.strategy.broadcast(reason, src=0)
-        if reason is None:
-            return
-        self.stop_reason = reason
-        trainer.should_stop = True
-        module = trainer.lightning_module
-        if isinstance(module, SimCLRModule) and reason in ("user", "nan"):
-            module.skip_validation = True  # Lightning validates on should_stop; not worth waiting for here
-        if trainer.is_global_zero:
-            self._flush(trainer)
-        # Saved here, mid-epoch, so that a resume continues with the next batch of this epoch.
-        self.save(trainer, "last")
-
-    def save(self, trainer: pl.Trainer, which: str) -> None:
-        """All ranks call (Lightning barriers inside); only rank 0 writes."""
-        if self.stop_reason == "nan":
-            return
-        path = self.run.checkpoint_dir / f"{which}.ckpt" if self.run is not None else Path(os.devnull)
-        tmp = path.with_name(f".{which}.ckpt.tmp") if self.run is not None else path
-        # last: full state to resume from; best: weights only (evaluation reads it, a third of the size).
-        trainer.save_checkpoint(tmp, weights_only=which == "best")
-        if self._is_writer(trainer):
-            os.replace(tmp, path)
-        if which == "last":
-            self.saved_step = trainer.global_step
-
-    # -- hooks
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.global_step == 0 and self._is_writer(trainer) and isinstance(pl_module, SimCLRModule):
-            # Before the first step (and the budget's clock): the level a random encoder reaches, as the
-            # kNN chart's reference line.
-            level = pl_module.random_init_knn(trainer.val_dataloaders)
-            if level is not None:
-                self.run.append_metrics([{"step": 0, "epoch": 0, "time": time.time(), "knn_acc_random_init": level}])
-        self.session_start = (trainer.global_step, time.time())
-        self.window_start = self.session_start
-        if self._is_writer(trainer):
-            raw = self.run.raw_status()
-            self._status(
-                trainer,
-                force=True,
-                state="running",
-                message="training",
-                pid=os.getpid(),
-                host=socket.gethostname(),
-                started_at=raw.get("started_at") or time.time(),
-                finished_at=None,
-            )
-
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        metrics = getattr(pl_module, "last_train_metrics", None)
-        if metrics is not None and trainer.is_global_zero:  # only rank 0 flushes; elsewhere this would only grow
-            lr = trainer.optimizers[0].param_groups[0]["lr"]
-            self.pending.append((trainer.global_step, trainer.current_epoch, time.time(), metrics, lr))
-            self.last_epoch = trainer.current_epoch
-        if trainer.is_global_zero and (self.last_flush == 0.0 or time.time() - self.last_flush >= FLUSH_EVERY_S):
-            self._flush(trainer)
-        self._status(trainer)
-        self._decide_stop(trainer)
-
-    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # A NaN between two flushes must not reach validation (NaN features rank as perfect) or best.ckpt.
-        if trainer.is_global_zero:
-            self._flush(trainer)
-        if trainer.world_size > 1:
-            self.stop_reason = trainer.strategy.broadcast(self.stop_reason, src=0)
-        if self.stop_reason == "nan" and isinstance(pl_module, SimCLRModule):
-            pl_module.skip_validation = True
-            trainer.should_stop = True
-
-    def on_validation_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
-        if not trainer.sanity_checking:
-            self._status(trainer, message="validating")
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        skipped = getattr(pl_module, "skip_validation", False) or getattr(pl_module, "paced_out", False)
-        if trainer.sanity_checking or skipped or self.stop_reason == "nan":
-            return
-        cm = trainer.callback_metrics
-        row: dict[str, Any] = {"step": trainer.global_step, "epoch": trainer.current_epoch, "time": time.time()}
-        for name in (*VAL_METRICS, "knn_acc"):
-            if name in cm:
-                row[name] = float(cm[name])
-        if len(row) == 3:
-            return
-        if trainer.is_global_zero:
-            self._flush(trainer)
-        if self._is_writer(trainer):
-            self.run.append_metrics([row])
-            self._tensorboard([row])
-            summary = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step", "epoch", "time"))
-            self.run.log(f"epoch {trainer.current_epoch} step {trainer.global_step}: {summary}")
-        value = row.get(self.config.monitor)
-        better = value is not None and math.isfinite(value) and (self.best is None or value > self.best)
-        if trainer.world_size > 1:
-            better = trainer.strategy.broadcast(better, src=0)
-        if better:
-            self.best = value
-            self.save(trainer, "best")
-            if self._is_writer(trainer):
-                self._status(
-                    trainer,
-                    force=True,
-                    best={
-                        "metric": self.config.monitor,
-                        "value": value,
-                        "epoch": trainer.current_epoch,
-                        "step": trainer.global_step,
-                    },
-                )
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero:
-            self._flush(trainer)
-        if trainer.world_size > 1:
-            self.stop_reason = trainer.strategy.broadcast(self.stop_reason, src=0)
-        if trainer.global_step != self.saved_step:  # not when a stop just saved mid-epoch at this step
-            self.save(trainer, "last")
-        self._status(trainer, force=True, message="training")
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero:
-            self._flush(trainer)
-        if trainer.world_size > 1:
-            self.stop_reason = trainer.strategy.broadcast(self.stop_reason, src=0)
-        if trainer.global_step != self.saved_step:
-            self.save(trainer, "last")
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if trainer.is_global_zero:
-            with contextlib.suppress(Exception):  # the original exception matters more than a failed flush
-                self._flush(trainer)
-
-    def close(self) -> None:
-        if self.writer:
-            self.writer.close()
-
-
 # -- the run --------------------------------------------------------------------------------------
-def build_trainer(prepared: Prepared, recorder: RunRecorder, run: Run | None, progress_bar: bool = False) -> pl.Trainer:
-    """A Lightning Trainer that writes nothing itself: the recorder owns the run directory."""
+def build_trainer(
+    prepared: Prepared, callbacks: list[pl.Callback], run: Run | None, progress_bar: bool = False
+) -> pl.Trainer:
+    """A Lightning Trainer that writes nothing itself: ``callbacks`` (``run_callbacks``) own the run directory."""
     cfg = prepared.config
     return pl.Trainer(
         accelerator=prepared.accelerator,
@@ -576,7 +172,7 @@ def build_trainer(prepared: Prepared, recorder: RunRecorder, run: Run | None, pr
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
         default_root_dir=str(run.path) if run else None,
-        callbacks=[recorder],
+        callbacks=callbacks,
     )
 
 
@@ -586,13 +182,13 @@ def _loaders(prepared: Prepared) -> tuple[DataLoader, DataLoader | None]:
     train_sampler = EpochBatches(
         len(prepared.train_images), prepared.per_device_batch, shuffle=True, seed=cfg.seed, world=prepared.world
     )
-    train = _loader(UInt8Images(prepared.train_images), train_sampler, pin)
+    train = batch_loader(UInt8Images(prepared.train_images), train_sampler, pin)
     val = None
     if prepared.val_images is not None:
         val_sampler = EpochBatches(
             len(prepared.val_images), prepared.per_device_batch, shuffle=False, world=prepared.world
         )
-        val = _loader(UInt8Images(prepared.val_images, prepared.val_labels), val_sampler, pin)
+        val = batch_loader(UInt8Images(prepared.val_images, prepared.val_labels), val_sampler, pin)
     return train, val
 
 
@@ -713,15 +309,25 @@ def _fit(
     progress_bar: bool,
 ) -> None:
     cfg = prepared.config
-    recorder = RunRecorder(run, cfg, stop_event, progress)
-    previous_best = run.raw_status().get("best") if run is not None else None
-    if isinstance(previous_best, dict) and previous_best.get("metric") == cfg.monitor:
-        recorder.best = previous_best.get("value")  # a resumed run must not overwrite best.ckpt with a worse one
+    previous = run.raw_status().get("best") if run is not None else None
+    # A resumed run must not overwrite best.ckpt with a worse one.
+    best = previous.get("value") if isinstance(previous, dict) and previous.get("metric") == cfg.monitor else None
     set_env = False
+    callbacks: RunCallbacks | None = None
     try:
         pl.seed_everything(cfg.seed, workers=False, verbose=False)
         module = SimCLRModule(cfg)
-        trainer = build_trainer(prepared, recorder, run, progress_bar)
+        callbacks = run_callbacks(
+            run,
+            epochs=cfg.epochs,
+            views_per_step=cfg.batch_size * cfg.n_views,
+            monitor=cfg.monitor,
+            clock=module.clock,
+            stop_event=stop_event,
+            progress=progress,
+            best=best,
+        )
+        trainer = build_trainer(prepared, callbacks.all, run, progress_bar)
         module.steps_per_epoch = max(1, len(prepared.train_images) // cfg.batch_size)
         module.global_batch = cfg.batch_size
         module.knn_query_mask = prepared.knn_mask
@@ -745,19 +351,20 @@ def _fit(
             run.write_status(state="failed", message=f"{type(err).__name__}: {err}"[:500], finished_at=time.time())
         raise
     finally:
-        recorder.close()
+        if callbacks is not None:
+            callbacks.close()
         if set_env:
             os.environ.pop(RUN_DIR_ENV, None)
     if run is not None and trainer.is_global_zero:
-        _final_status(run, recorder, trainer)
+        _final_status(run, cfg, callbacks, trainer)
 
 
-def _final_status(run: Run, recorder: RunRecorder, trainer: pl.Trainer) -> None:
-    cfg = recorder.config
-    reason = recorder.stop_reason
-    epochs_done = recorder.last_epoch
+def _final_status(run: Run, cfg: TrainConfig, callbacks: RunCallbacks, trainer: pl.Trainer) -> None:
+    reason = callbacks.stop.reason
+    epochs_done = callbacks.metrics.last_epoch
+    best = callbacks.checkpoints.best
     if reason == "nan":
-        state, message = "failed", recorder.message
+        state, message = "failed", callbacks.stop.message
     elif reason == "user":
         state, message = (
             "stopped",
@@ -770,8 +377,8 @@ def _final_status(run: Run, recorder: RunRecorder, trainer: pl.Trainer) -> None:
         )
     else:
         state, message = "finished", f"completed {cfg.epochs} epochs ({trainer.global_step} steps)"
-    if recorder.best is not None:
-        message += f"; best {cfg.monitor} {recorder.best:.4f}"
+    if best is not None:
+        message += f"; best {cfg.monitor} {best:.4f}"
     run.log(f"{state}: {message}")
     run.write_status(
         state=state,

@@ -18,9 +18,10 @@ import torch
 from simclr_core import train as train_mod
 from simclr_core.augment import make_views
 from simclr_core.config import AugmentationConfig, ConfigError, TrainConfig
-from simclr_core.module import stream_seed
+from simclr_core.data.batches import EpochBatches
+from simclr_core.distributed import env_global_rank
+from simclr_core.seeding import stream_seed
 from simclr_core.store import list_runs
-from simclr_core.train import EpochBatches, env_global_rank
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES, BATCH, EPOCHS, WORLD = 64, 16, 2, 2

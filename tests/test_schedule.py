@@ -93,13 +93,13 @@ def test_a_resumed_budget_run_continues_its_schedule(tmp_path: Path) -> None:
 def test_module_and_schedule_work_in_a_plain_trainer(tmp_path: Path) -> None:
     """Outside our own Trainer: metrics reach any Lightning logger; the cosine spans the Trainer's steps."""
     from simclr_core.data import load_dataset
+    from simclr_core.data.batches import EpochBatches, UInt8Images, batch_loader
     from simclr_core.module import SimCLRModule
-    from simclr_core.train import EpochBatches, UInt8Images, _loader
 
     cfg = quick(epochs=2)
     module = SimCLRModule(cfg)
     images = load_dataset(cfg.data, cfg.image_size).images[:128]
-    loader = _loader(UInt8Images(images), EpochBatches(128, 32, shuffle=True, seed=0, world=1, rank=0), pin=False)
+    loader = batch_loader(UInt8Images(images), EpochBatches(128, 32, shuffle=True, seed=0, world=1, rank=0), pin=False)
     trainer = pl.Trainer(
         max_epochs=2,
         logger=CSVLogger(tmp_path),

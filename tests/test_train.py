@@ -20,11 +20,12 @@ import torch
 from simclr_core.__main__ import main as cli_main
 from simclr_core.config import ConfigError, TrainConfig
 from simclr_core.data import load_dataset
+from simclr_core.data.batches import EpochBatches, balanced_subset, knn_query_mask
 from simclr_core.model import CheckpointError, load_checkpoint
 from simclr_core.module import normalise_u8
 from simclr_core.schedule import cosine_warmup_factor
 from simclr_core.store import Run, list_runs
-from simclr_core.train import EpochBatches, TrainingJob, balanced_subset, knn_query_mask, train
+from simclr_core.train import TrainingJob, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT.parent / "shared" / "bench" / "tutorial_reference.py"

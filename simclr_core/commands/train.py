@@ -193,7 +193,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     from simclr_core.config import ConfigError
-    from simclr_core.train import env_global_rank, install_stop_signals, train
+    from simclr_core.distributed import env_global_rank
+    from simclr_core.train import install_stop_signals, train
 
     if args.resume:
         given = [k for k in _FIELDS if getattr(args, k) is not None and k not in _RESUME_FIELDS]

@@ -34,7 +34,8 @@ def _shows(page, title: str, timeout_s: float = 120) -> None:
 
 
 def _navigation(page) -> list[str]:
-    return [t.strip() for t in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
+    """The sidebar's page links, by label (each link's text is its icon's name, then the label)."""
+    return [t.split()[-1] for t in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
 
 
 @pytest.mark.parametrize(
