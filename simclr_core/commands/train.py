@@ -1,21 +1,138 @@
-"""``python -m simclr_core train``: SimCLR pretraining into a run directory (resumable, stoppable with Ctrl-C)."""
+"""``python -m simclr_core train``: SimCLR pretraining into a run directory (resumable, stoppable with Ctrl-C).
+
+Every ``TrainConfig`` field is a flag (``--image-size`` for ``image_size``), typed from its annotation,
+explained by its comment in ``config.py`` and by ``_NOTES`` below for what only the CLI needs to say.
+A new field gets a flag without touching this file.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
+import io
+import json
+import textwrap
 import threading
-from dataclasses import replace
+import tokenize
+from dataclasses import MISSING, Field, fields, replace
+from pathlib import Path
 from typing import Any
 
-from simclr_core.config import BACKBONES, MONITORS, PRECISIONS, RECIPES, TrainConfig, load_augmentation, recipe_config
+from simclr_core.config import (
+    BACKBONES,
+    MONITORS,
+    PRECISIONS,
+    RECIPES,
+    ConfigError,
+    TrainConfig,
+    load_augmentation,
+    recipe_config,
+)
 
 _DEFAULTS = TrainConfig()
+_FAST = recipe_config("fast")
+_NOT_FLAGS = ("aug",)  # --aug PRESET|FILE instead
+_RESUME_FIELDS = ("epochs", "max_minutes")
 
-_DATA_HELP = (
-    "training images: 'shapes[:unlabeled|train|test][?n=N&seed=S]' (built in, offline), "
-    "'stl10[:unlabeled|train|train+unlabeled]', 'cifar10[:train|test]', or an image folder / .zip / .tar.gz "
-    f"(default: {_DEFAULTS.data})"
-)
+# What a flag's help says beyond the field's comment (and its default), and where --help lists it.
+_GROUPS = {
+    "data": ("data", "val_data", "val_limit", "image_size", "limit_images"),
+    "hardware": ("precision", "device", "devices", "num_nodes", "strategy", "channels_last"),
+}  # every other field: "model and optimisation"
+_METAVARS = {
+    "data": "SPEC",
+    "val_data": "SPEC",
+    "val_limit": "N",
+    "limit_images": "N",
+    "image_size": "R",
+    "max_minutes": "M",
+    "batch_size": "B",
+    "monitor_share": "F",
+}
+_CHOICES = {"backbone": BACKBONES, "precision": PRECISIONS, "monitor": MONITORS}
+_NOTES = {
+    "data": "'shapes[:unlabeled|train|test][?n=N&seed=S]' (built in, offline), "
+    "'stl10[:unlabeled|train|train+unlabeled]', 'cifar10[:train|test]', or an image folder / .zip / .tar.gz",
+    "val_data": "e.g. shapes:train for shapes:unlabeled; never the test split",
+    "val_limit": "faster epochs on CPU",
+    "device": "auto: CUDA when present, else CPU",
+    "epochs": "with --resume, a new total",
+    "max_minutes": "with --resume, a new budget",
+    "batch_size": "split evenly over ALL devices (devices x nodes must divide it); the run prints both",
+}
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """``{field: comment}`` from a dataclass's source: the comment lines just above a field and its line's own."""
+    source = textwrap.dedent(inspect.getsource(cls))
+    comments: dict[int, str] = {}  # line number -> comment text
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    lines = source.splitlines()
+    out: dict[str, str] = {}
+    (node,) = ast.parse(source).body
+    for stmt in node.body:  # type: ignore[attr-defined]
+        if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
+            continue
+        above, line = [], stmt.lineno - 1
+        while line >= 1 and lines[line - 1].strip().startswith("#"):
+            above.insert(0, comments[line])
+            line -= 1
+        own = [comments[n] for n in range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1) if n in comments]
+        text = " ".join(above + own).rstrip(".")
+        if text:
+            out[stmt.target.id] = text
+    return out
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _value_type(f: Field) -> type:
+    """int, float, str or bool from the (string) annotation, e.g. ``'int | None'`` -> int."""
+    names = {part.strip() for part in str(f.type).split("|")} - {"None"}
+    for t in (bool, int, float, str):
+        if t.__name__ in names:
+            return t
+    raise TypeError(f"TrainConfig.{f.name}: no command-line type for {f.type!r}")
+
+
+def _default_text(name: str) -> str:
+    default, fast = getattr(_DEFAULTS, name), getattr(_FAST, name)
+    text = f"default {default}" if default is not None else "default none"
+    if fast != default and name != "data":
+        text += f"; --recipe fast: {fast}"
+    return text
+
+
+def _help(name: str, comment: str | None) -> str:
+    parts = [p for p in (comment, _NOTES.get(name)) if p]
+    return ("; ".join(parts) + f" ({_default_text(name)})").replace("%", "%%")
+
+
+def config_flags() -> list[Field]:
+    """The TrainConfig fields the CLI exposes as flags, in the dataclass's order."""
+    return [f for f in fields(TrainConfig) if f.name not in _NOT_FLAGS and f.default is not MISSING]
+
+
+def _add_field_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
+    comments = field_comments(TrainConfig)
+    for f in config_flags():
+        group = next((g for g, names in _GROUPS.items() if f.name in names), "model and optimisation")
+        kwargs: dict[str, Any] = {"default": None, "dest": f.name, "help": _help(f.name, comments.get(f.name))}
+        kind = _value_type(f)
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = kind
+            if f.name in _CHOICES:
+                kwargs["choices"] = _CHOICES[f.name]
+            else:
+                kwargs["metavar"] = _METAVARS.get(f.name, f.name.upper())
+        groups[group].add_argument(_flag(f.name), **kwargs)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,12 +143,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Contrastive pretraining as in the UvA tutorial 17 (ResNet encoder + MLP head, InfoNCE, AdamW with "
             "cosine annealing to lr/50). Writes <runs-dir>/<name>-<time>/ with config.json, metrics.jsonl, "
             "status.json, checkpoints/last.ckpt (every epoch and on stop) and best.ckpt. Ctrl-C stops cleanly "
-            "after the current step; --resume continues a stopped or interrupted run."
+            "after the current step; --resume continues a stopped or interrupted run. Settings come from "
+            "--recipe or --config; every flag given explicitly overrides them."
         ),
     )
-    p.add_argument(
+    start = p.add_mutually_exclusive_group()
+    start.add_argument(
         "--recipe",
-        default="tutorial",
+        default=None,
         choices=RECIPES,
         help="starting settings; every flag given explicitly overrides them. tutorial (default): the seed's exact "
         "recipe (96 px, batch 256, lr 5e-4, temperature 0.07, 500 epochs). fast: what learns most per minute on "
@@ -39,96 +158,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "the cosine fitted to the time budget; --max-minutes defaults to 5). On a CUDA device fast uses the "
         "small-input stem and batch 512 (not yet measured on a GPU).",
     )
-    d = p.add_argument_group("data")
-    d.add_argument("--data", default=None, metavar="SPEC", help=_DATA_HELP)
-    d.add_argument(
-        "--val-data",
+    start.add_argument(
+        "--config",
         default=None,
-        metavar="SPEC",
-        help="labelled images for the per-epoch val_* metrics and the kNN monitor "
-        "(default: the labelled train split of --data, e.g. shapes:train; never the test split)",
+        metavar="FILE.json",
+        help='start from a saved config: a run\'s config.json (its "config" object) or a bare TrainConfig JSON; '
+        "every flag given explicitly overrides it",
     )
-    d.add_argument(
-        "--val-limit",
-        type=int,
-        default=None,
-        metavar="N",
-        help="use a class-balanced subset of N validation images (faster epochs on CPU)",
-    )
-    d.add_argument(
-        "--image-size",
-        type=int,
-        default=None,
-        metavar="R",
-        help=f"image side for decoding and views (default {_DEFAULTS.image_size}; 32 with --recipe fast)",
-    )
-    d.add_argument("--limit-images", type=int, default=None, metavar="N", help="train on the first N images only")
-    d.add_argument(
+    groups = {name: p.add_argument_group(name) for name in ("data", "model and optimisation", "hardware")}
+    groups["data"].add_argument(
         "--aug",
         default=None,
         metavar="PRESET|FILE.json",
         help="augmentation preset (tutorial, simclr, baseline, none) or a JSON file saved by the dashboard "
         "(default: the recipe's: tutorial's preset, or fast's crops of 20-100 %% without blur)",
     )
-    m = p.add_argument_group("model and optimisation")
-    m.add_argument("--backbone", default=None, choices=BACKBONES, help=f"encoder f (default {_DEFAULTS.backbone})")
-    m.add_argument(
-        "--small-input",
-        action="store_true",
-        default=None,
-        help="3x3 stride-1 first conv and no max-pool: for 32x32 images",
-    )
-    m.add_argument("--hidden-dim", type=int, default=None, help=f"projection size (default {_DEFAULTS.hidden_dim})")
-    m.add_argument(
-        "--epochs", type=int, default=None, help=f"epochs (default {_DEFAULTS.epochs}); with --resume, a new total"
-    )
-    m.add_argument(
-        "--max-minutes",
-        type=float,
-        default=None,
-        metavar="M",
-        help="wall-clock budget: the run ends cleanly as finished when it is used up",
-    )
-    m.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        metavar="B",
-        help=f"images per step over ALL devices (default {_DEFAULTS.batch_size}); each gives --n-views views",
-    )
-    m.add_argument("--lr", type=float, default=None, help=f"AdamW learning rate (default {_DEFAULTS.lr})")
-    m.add_argument("--scale-lr", action="store_true", default=None, help="multiply lr by batch_size/256")
-    m.add_argument("--warmup-epochs", type=float, default=None, help="linear lr warm-up before the cosine (default 0)")
-    m.add_argument(
-        "--temperature", type=float, default=None, help=f"InfoNCE temperature (default {_DEFAULTS.temperature})"
-    )
-    m.add_argument(
-        "--weight-decay", type=float, default=None, help=f"AdamW weight decay (default {_DEFAULTS.weight_decay})"
-    )
-    m.add_argument("--n-views", type=int, default=None, help="augmented views per image (default 2)")
-    m.add_argument(
-        "--monitor", default=None, choices=MONITORS, help="metric that picks best.ckpt (default val_acc_top5)"
-    )
-    m.add_argument(
-        "--monitor-share",
-        type=float,
-        default=None,
-        metavar="F",
-        help="most of the training time the per-epoch validation (kNN monitor) may take; epochs in between skip "
-        f"it, the first and last always run (default {_DEFAULTS.monitor_share}; 1 validates every epoch)",
-    )
-    m.add_argument("--seed", type=int, default=None, help=f"random seed (default {_DEFAULTS.seed})")
-    h = p.add_argument_group("hardware")
-    h.add_argument(
-        "--precision",
-        default=None,
-        choices=PRECISIONS,
-        help="auto: bf16-mixed where the device has fast bf16, else 32 (default auto)",
-    )
-    h.add_argument("--device", default=None, help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
-    h.add_argument("--devices", type=int, default=None, help="processes per node for DDP (default 1)")
-    h.add_argument("--num-nodes", type=int, default=None, help="nodes for DDP (default 1)")
-    h.add_argument("--strategy", default=None, help="Lightning strategy, e.g. ddp (default auto)")
+    _add_field_flags(groups)
     r = p.add_argument_group("run")
     r.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run directories go (default ./runs)")
     r.add_argument("--name", default=None, help="run name (the directory is <name>-<date>-<time>-<random>)")
@@ -144,46 +189,40 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-_FIELDS = (
-    "data",
-    "val_data",
-    "val_limit",
-    "image_size",
-    "limit_images",
-    "backbone",
-    "small_input",
-    "hidden_dim",
-    "epochs",
-    "max_minutes",
-    "batch_size",
-    "lr",
-    "scale_lr",
-    "warmup_epochs",
-    "temperature",
-    "weight_decay",
-    "n_views",
-    "monitor",
-    "monitor_share",
-    "seed",
-    "precision",
-    "device",
-    "devices",
-    "num_nodes",
-    "strategy",
-)
-_RESUME_FIELDS = ("epochs", "max_minutes")
-
-
 def _wants_gpu(device: str | None) -> bool:
     import torch
 
     return (device or "auto") != "cpu" and torch.cuda.is_available()
 
 
+def load_config_file(path: str | Path) -> TrainConfig:
+    """A TrainConfig from a run's config.json (``{"kind", "config": {...}, ...}``) or a bare TrainConfig JSON."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f"--config {path}: cannot read it ({err.strerror or err})") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--config {path}: not valid JSON ({err})") from None
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        if data.get("kind", "simclr") != "simclr":
+            raise ConfigError(f"--config {path}: the config of a {data['kind']} run, not a SimCLR run")
+        data = data["config"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object of TrainConfig fields")
+    return TrainConfig.from_dict(data)
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in config_flags() if getattr(args, f.name) is not None}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """TrainConfig from the recipe, then every flag given explicitly on top of it."""
-    values: dict[str, Any] = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
-    config = replace(recipe_config(args.recipe, gpu=_wants_gpu(args.device)), **values)
+    """TrainConfig from the recipe (or --config), then every flag given explicitly on top of it."""
+    if getattr(args, "config", None):
+        base = load_config_file(args.config)
+    else:
+        base = recipe_config(args.recipe or "tutorial", gpu=_wants_gpu(args.device))
+    config = replace(base, **_given(args))
     if args.aug is not None:
         config.aug = load_augmentation(args.aug, crop_size=config.image_size)
     else:
@@ -192,20 +231,20 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simclr_core.config import ConfigError
     from simclr_core.distributed import env_global_rank
     from simclr_core.train import install_stop_signals, train
 
     if args.resume:
-        given = [k for k in _FIELDS if getattr(args, k) is not None and k not in _RESUME_FIELDS]
-        given += ["aug"] * (args.aug is not None) + ["recipe"] * (args.recipe != "tutorial")
+        given = [k for k in _given(args) if k not in _RESUME_FIELDS]
+        given += ["aug"] * (args.aug is not None) + ["recipe"] * (args.recipe not in (None, "tutorial"))
+        given += ["config"] * (args.config is not None)
         if given:
             raise ConfigError(
                 f"--resume reuses the run's settings; only --epochs/--max-minutes may change "
-                f"(got {', '.join('--' + k.replace('_', '-') for k in given)})"
+                f"(got {', '.join(_flag(k) for k in given)})"
             )
         config = None
-        overrides = {k: getattr(args, k) for k in _RESUME_FIELDS if getattr(args, k) is not None}
+        overrides = {k: v for k, v in _given(args).items() if k in _RESUME_FIELDS}
     else:
         config, overrides = config_from_args(args), None
 
