@@ -32,6 +32,7 @@ from simclr_core.bench.core import (
     run_worker,
     timed,
 )
+from simclr_core.metrics import TRAIN_LOSS
 
 FEATURE_DIM = 512  # ResNet-18 backbone features
 N_CLASSES = 10
@@ -176,7 +177,7 @@ def measure_first_point(preset: str, device: str = "auto", timeout: float = 600)
         first = None
         try:
             while time.perf_counter() - t0 < timeout and job.is_alive():
-                if any("train_loss" in r for r in job.run.metrics()):
+                if any(TRAIN_LOSS in r for r in job.run.metrics()):
                     first = time.perf_counter() - t0
                     break
                 time.sleep(0.02)
@@ -189,24 +190,14 @@ def measure_first_point(preset: str, device: str = "auto", timeout: float = 600)
 
 
 def first_point_config(preset: str, device: str = "auto") -> Any:
-    """``demo``: the dashboard's CPU-friendly settings (pages/ui.py ``cpu_friendly``); ``tutorial``: the seed's."""
-    from simclr_core.config import AugmentationConfig, TrainConfig
+    """``demo``: exactly what the dashboard's *Start a demo run* trains (``config.cpu_demo_config()``);
+    ``tutorial``: the seed's settings; ``tiny``: a smoke test."""
+    from dataclasses import replace
+
+    from simclr_core.config import AugmentationConfig, TrainConfig, cpu_demo_config
 
     if preset == "demo":
-        return TrainConfig(
-            data="shapes:unlabeled",
-            image_size=32,
-            small_input=True,
-            batch_size=128,
-            epochs=5,
-            max_minutes=4.0,
-            lr=1e-3,
-            warmup_epochs=0.5,
-            limit_images=5000,
-            val_limit=1000,
-            aug=AugmentationConfig(crop_size=32, blur_kernel=3),
-            device=device,
-        )
+        return replace(cpu_demo_config(), device=device)
     if preset == "tiny":
         return TrainConfig(
             data="shapes:unlabeled?n=64",
@@ -288,7 +279,7 @@ def run(opts: Options) -> Section:
         cfg = first_point_config(preset)
         label = {
             "tiny": "tiny smoke-test settings",
-            "demo": "the CPU-friendly demo",
+            "demo": "the dashboard's demo, cpu_demo_config()",
             "tutorial": "the seed's settings",
         }[preset]
         section.rows.append(

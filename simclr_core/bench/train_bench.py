@@ -26,6 +26,7 @@ from simclr_core.bench.core import (
     run_reference,
     run_worker,
 )
+from simclr_core.metrics import EPOCH_METRICS, TRAIN_LOSS
 
 QUALITY_SEEDS = (0, 1)
 STL10_UNLABELED = 100_000
@@ -55,7 +56,8 @@ def _train_rows(cfg: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], d
             raise BenchError(f"training ended {run.state}: {run.raw_status().get('message')}")
         rows = run.metrics()
         meta = run.config
-    return [r for r in rows if "train_loss" in r], [r for r in rows if "knn_acc" in r or "val_loss" in r], meta
+    steps = [r for r in rows if TRAIN_LOSS in r]
+    return steps, [r for r in rows if any(name in r for name in EPOCH_METRICS)], meta
 
 
 def measure(
