@@ -8,7 +8,6 @@ from dashboard import figures, jobs, services, state, widgets
 from dashboard.errors import attempt
 from dashboard.routing import ensure_routed
 from simclr_core.config import BACKBONES, MONITORS, PRECISIONS, PRESETS, TrainConfig, cpu_demo_config, fast_recipe
-from simclr_core.estimate import human_duration
 
 ensure_routed()
 
@@ -54,6 +53,8 @@ def _answer_long_run(choice: str) -> None:
 
 def long_run_offer(cfg: TrainConfig) -> None:
     """The settings would run for hours on this CPU: say so, and offer the fast recipe with a budget."""
+    from simclr_core.estimate import human_duration  # torch stays unloaded until app.py has configured the process
+
     estimate = services.estimate(cfg)
     if estimate is None:
         return
