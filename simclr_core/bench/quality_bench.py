@@ -26,6 +26,7 @@ from typing import Any
 from simclr_core.bench.core import ROOT, BenchError, Check, Options, Section
 
 RESULTS = ROOT / "benchmarks" / "quality.jsonl"
+WORKDIR = ROOT / "test-artifacts" / "quality"  # the cells' run directories, kept for screenshots and a look
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10-train.tar.gz"
 # (data, recipe, minutes[, variant flags]); the default cells of the section.
 DEFAULT_CELLS = [
@@ -276,14 +277,15 @@ def run(opts: Options) -> Section:
     results = RESULTS
     if opts.quick:  # a smoke test: tiny cells, recorded apart from the real figures
         cells, results = [(d, v, 0.1) for d, v, _ in cells if d == "shapes"][:1], Path(tempfile.mkdtemp()) / "q.jsonl"
-    with tempfile.TemporaryDirectory(prefix="simclr-quality-") as tmp:
-        for data, variant, minutes in cells:
-            print(f"   {data} {variant} {minutes:g} min ...", flush=True)
-            try:
-                r = run_cell(data, variant, minutes, Path(tmp), results=results)
-            except BenchError as err:
-                print(f"   skipped: {err}", flush=True)
-                continue
-            top = r["table"][list(r["table"])[-1]]
-            print(f"   kNN {_pct(top['knn'])} %, probe (all) {_pct(top['probe'])} %, {r['steps']} steps", flush=True)
+    workdir = Path(tempfile.mkdtemp()) if opts.quick else WORKDIR
+    workdir.mkdir(parents=True, exist_ok=True)
+    for data, variant, minutes in cells:
+        print(f"   {data} {variant} {minutes:g} min ...", flush=True)
+        try:
+            r = run_cell(data, variant, minutes, workdir, results=results)
+        except BenchError as err:
+            print(f"   skipped: {err}", flush=True)
+            continue
+        top = r["table"][list(r["table"])[-1]]
+        print(f"   kNN {_pct(top['knn'])} %, probe (all) {_pct(top['probe'])} %, {r['steps']} steps", flush=True)
     return section_from(load_records(results))
