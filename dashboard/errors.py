@@ -19,9 +19,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def describe_error(err: BaseException) -> str:
+    from simclr_core.safe_load import clean_message
+
     if isinstance(err, user_errors()):
-        return str(err) or type(err).__name__
-    return f"{type(err).__name__}: {err}"
+        return clean_message(str(err)) or type(err).__name__
+    return clean_message(f"{type(err).__name__}: {err}")
 
 
 def attempt(what: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:

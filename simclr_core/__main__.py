@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except user_errors() as err:
-        print(f"error: {err}", file=sys.stderr)
+        from simclr_core.safe_load import clean_message
+
+        print(f"error: {clean_message(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

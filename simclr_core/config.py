@@ -8,6 +8,7 @@ impossible values in ``validate()`` with a message a user can act on.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -20,22 +21,25 @@ class ConfigError(ValueError):
 
 def _pair(value: Any, name: str) -> tuple[float, float]:
     try:
-        lo, hi = (float(v) for v in value)
+        lo, hi = (_number(v, name) for v in value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a pair of numbers (low, high), got {value!r}") from None
+        raise ConfigError(f"{name} must be a pair of finite numbers (low, high), got {value!r}") from None
     if lo > hi:
         raise ConfigError(f"{name} must have low <= high, got ({lo}, {hi})")
     return lo, hi
 
 
 def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
+    """A finite real: NaN compares false with every bound, so it would slip through each range check."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
 
 def _integer(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or int(value) != value:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    if int(value) != value:
         raise ConfigError(f"{name} must be a whole number, got {value!r}")
     return int(value)
 
@@ -229,7 +233,28 @@ class TrainConfig:
         if isinstance(self.aug, dict):
             self.aug = AugmentationConfig.from_dict(self.aug)
 
+    def _check_numbers(self) -> None:
+        """Every numeric field a finite number of its type, before any range check reads it."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kinds = {part.strip() for part in str(f.type).split("|")}
+            if value is None and "None" in kinds:
+                continue
+            if "int" in kinds:
+                setattr(self, f.name, _integer(value, f.name))
+            elif "float" in kinds:
+                setattr(self, f.name, _number(value, f.name))
+            elif "bool" in kinds and not isinstance(value, bool):
+                raise ConfigError(f"{f.name} must be true or false, got {value!r}")
+            elif "str" in kinds and not isinstance(value, str):
+                raise ConfigError(f"{f.name} must be a text value, got {value!r}")
+
     def validate(self) -> TrainConfig:
+        self._check_numbers()
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be a whole number in [0, 2**32 - 1], got {self.seed}")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"warmup_epochs must be >= 0 (0: no warm-up), got {self.warmup_epochs}")
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0 (the seed uses 0.07), got {self.temperature}")
         if self.n_views < 2:

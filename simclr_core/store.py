@@ -126,7 +126,7 @@ class Run:
     def config(self) -> dict[str, Any]:
         """The whole config.json: {"kind", "config": TrainConfig dict, "versions", "device", ...}."""
         if self._config is None:
-            self._config = self.read_json("config.json") or {}
+            self._config = self.read_object("config.json")
         return self._config
 
     @property
@@ -135,17 +135,21 @@ class Run:
 
     @property
     def train_config(self) -> dict[str, Any]:
-        """The TrainConfig dict (``config.json["config"]``)."""
-        return dict(self.config.get("config") or {})
+        """The TrainConfig dict (``config.json["config"]``); empty when config.json is broken."""
+        inner = self.config.get("config")
+        return dict(inner) if isinstance(inner, dict) else {}
 
     # -- status -------------------------------------------------------------------------------
     def raw_status(self) -> dict[str, Any]:
-        """status.json exactly as written (empty dict if missing or unreadable)."""
-        return self.read_json("status.json") or {}
+        """status.json exactly as written (empty dict if missing, unreadable or not a JSON object)."""
+        return self.read_object("status.json")
 
     def status(self) -> dict[str, Any]:
         """status.json with the liveness check applied: a dead writer reads ``interrupted``."""
         status = self.raw_status()
+        broken = self.broken()
+        if broken:
+            return {**status, "state": "failed", "message": broken}
         if not status:
             return {
                 "state": "interrupted" if self.config_path.exists() else "failed",
@@ -249,6 +253,19 @@ class Run:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, obj)
         return path
+
+    def read_object(self, name: str) -> dict[str, Any]:
+        """``<run>/<name>`` when it holds a JSON object, else {} (missing, half-written or foreign)."""
+        value = self.read_json(name)
+        return value if isinstance(value, dict) else {}
+
+    def broken(self) -> str | None:
+        """Why this directory cannot be read as a run (config.json or status.json not a JSON object), or None."""
+        for name in ("config.json", "status.json"):
+            path = self.path / name
+            if path.exists() and not isinstance(self.read_json(name), dict):
+                return f"{name} is damaged (not a JSON object); this run cannot be shown or resumed"
+        return None
 
     def read_json(self, name: str) -> Any:
         """Parsed ``<run>/<name>``, or None if missing or unreadable."""

@@ -43,7 +43,9 @@ from simclr_core.data.spec import sibling_spec
 from simclr_core.devices import resolve_device, resolve_precision
 from simclr_core.distributed import env_global_rank
 from simclr_core.jobs import Job
+from simclr_core.model import CheckpointError
 from simclr_core.module import SimCLRModule
+from simclr_core.safe_load import clean_message, resume_step
 from simclr_core.store import Run, create_run, write_json_atomic
 
 RUN_DIR_ENV = "SIMCLR_RUN_DIR"
@@ -78,6 +80,7 @@ def default_val_spec(data: str) -> str | None:
 def prepare(config: TrainConfig, data_progress: Callable[..., None] | None = None) -> Prepared:
     """Validate settings and load data; raise ConfigError/DatasetError on anything that cannot work."""
     config.validate()
+    check_strategy(config.strategy)
     if config.aug.crop_size != config.image_size:  # views are image_size; keep config.json saying so
         config = replace(config, aug=replace(config.aug, crop_size=config.image_size))
     accelerator, device_list = resolve_device(config.device)
@@ -192,9 +195,14 @@ def _loaders(prepared: Prepared) -> tuple[DataLoader, DataLoader | None]:
     return train, val
 
 
-def _checkpoint_step(path: Path) -> int:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    return int(ckpt.get("global_step", 0))
+def check_strategy(name: str) -> None:
+    """Lightning's strategy names, refused here rather than by the Trainer once a run directory exists."""
+    from pytorch_lightning.strategies import StrategyRegistry
+
+    known = ("auto", *StrategyRegistry.available_strategies())
+    if name not in known:
+        common = ", ".join(n for n in known if "_" not in n or n == "ddp_spawn")
+        raise ConfigError(f"unknown strategy {name!r}; choose one of {common} (or another Lightning strategy name)")
 
 
 def open_for_resume(run_dir: str | Path) -> tuple[Run, TrainConfig, Path]:
@@ -202,6 +210,9 @@ def open_for_resume(run_dir: str | Path) -> tuple[Run, TrainConfig, Path]:
     run = Run(run_dir)
     if not run.config_path.is_file():
         raise ConfigError(f"--resume {run_dir}: not a run directory (no config.json)")
+    broken = run.broken()
+    if broken:
+        raise ConfigError(f"--resume {run_dir}: {broken}")
     if run.kind != "simclr":
         raise ConfigError(f"--resume {run_dir}: a {run.kind} run, not a SimCLR run")
     state = run.state
@@ -212,6 +223,10 @@ def open_for_resume(run_dir: str | Path) -> tuple[Run, TrainConfig, Path]:
         raise ConfigError(
             f"run {run.id} has no checkpoints/last.ckpt yet (it stopped before its first save); start a new run instead"
         )
+    try:
+        resume_step(ckpt)
+    except CheckpointError as err:
+        raise ConfigError(f"cannot resume run {run.id}: {err}") from None
     return run, TrainConfig.from_dict(run.train_config), ckpt
 
 
@@ -254,7 +269,7 @@ def _open_run(
     if resumed is None:
         return create_run(runs_root, prepared.config.to_dict(), name=name, kind="simclr", extra=_run_extra(prepared))
     assert ckpt is not None
-    step = _checkpoint_step(ckpt)
+    step = resume_step(ckpt)
     dropped = resumed.truncate_metrics(step)
     resumed.log(
         f"resuming from {ckpt.name} at step {step}" + (f"; dropped {dropped} metric rows past it" if dropped else "")
@@ -348,7 +363,8 @@ def _fit(
     except BaseException as err:
         if run is not None:
             run.log("training failed:\n" + traceback.format_exc())
-            run.write_status(state="failed", message=f"{type(err).__name__}: {err}"[:500], finished_at=time.time())
+            message = clean_message(f"{type(err).__name__}: {err}")[:500]
+            run.write_status(state="failed", message=message, finished_at=time.time())
         raise
     finally:
         if callbacks is not None:
