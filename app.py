@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import services, sharing, state, widgets
 from simclr_core.process import configure_process
 
-configure_process()  # once per server, before torch loads (the dashboard package imports it lazily)
+configure_process(interactive=True)  # once per server, before torch loads (the dashboard package imports it lazily)
 
 st.set_page_config(page_title="SimCLR Studio", page_icon=":material/blur_on:", layout="wide")
 

@@ -29,7 +29,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from simclr_core.distributed import broadcast_from_zero
+from simclr_core.distributed import DDP_CONTROL_EVERY, broadcast_from_zero
 from simclr_core.metrics import (
     EPOCH_METRICS,
     KNN_ACC_RANDOM_INIT,
@@ -43,7 +43,6 @@ from simclr_core.store import Run
 
 FLUSH_EVERY_S = 2.0
 STATUS_EVERY_S = 3.0
-DDP_CONTROL_EVERY = 10  # steps between stop decisions shared across ranks
 
 Progress = Callable[[dict[str, Any]], None]
 

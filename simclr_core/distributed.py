@@ -55,6 +55,9 @@ def env_global_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0") or 0)
 
 
+DDP_CONTROL_EVERY = 10  # steps between rank 0's stop and schedule decisions shared with the other ranks
+
+
 def broadcast_from_zero(trainer: Any, value: Any) -> Any:
     """Rank 0's ``value`` on every rank of ``trainer`` (a Lightning Trainer); ``value`` itself on one process.
 

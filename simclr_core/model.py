@@ -14,6 +14,8 @@ import torch
 import torchvision
 from torch import nn
 
+from simclr_core.tiny_maps import use_tiny_map_convs
+
 FEATURE_DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
 
 
@@ -22,7 +24,7 @@ class CheckpointError(ValueError):
 
 
 def make_backbone(name: str = "resnet18", small_input: bool = False) -> nn.Module:
-    """A torchvision ResNet with its classifier removed, so it returns h: (B, feat)."""
+    """A torchvision ResNet with its classifier removed, so it returns h: (B, feat); state dicts as torchvision's."""
     if name not in FEATURE_DIMS:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(FEATURE_DIMS)}")
     net = getattr(torchvision.models, name)(weights=None)
@@ -31,7 +33,7 @@ def make_backbone(name: str = "resnet18", small_input: bool = False) -> nn.Modul
         net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
         net.maxpool = nn.Identity()
     net.fc = nn.Identity()
-    return net
+    return use_tiny_map_convs(net)  # 32 px views through the standard stem end in 2x2 and 1x1 maps
 
 
 def make_head(feat_dim: int, hidden_dim: int) -> nn.Sequential:

@@ -23,7 +23,7 @@ from torch import nn
 
 from simclr_core.augment import make_views
 from simclr_core.config import TrainConfig
-from simclr_core.distributed import broadcast_from_zero, global_info_nce
+from simclr_core.distributed import DDP_CONTROL_EVERY, broadcast_from_zero, global_info_nce
 from simclr_core.knn import knn_accuracy
 from simclr_core.metrics import KNN_ACC, TRAIN_LOSS
 from simclr_core.model import SimCLRNet
@@ -63,6 +63,7 @@ class SimCLRModule(pl.LightningModule):
         )
         # Training time of this run across resumes: the time budget's schedule and stop decision read it.
         self.clock = TrainingClock(config.max_minutes * 60 if config.max_minutes else None)
+        self.budget_fraction = 0.0  # the share of the budget the lr schedule follows: rank 0's clock on every rank
         self.global_batch = config.batch_size
         self.knn_query_mask: torch.Tensor | None = None
         self.skip_validation = False  # set when the user stops: no slow validation on the way out
@@ -128,7 +129,7 @@ class SimCLRModule(pl.LightningModule):
         def factor(step: int) -> float:
             if self.clock.budget_s:
                 # Whichever ends first, the budget or the planned epochs, finds the schedule annealed.
-                return budget_factor(step, max(self.clock.fraction(), step / total), warmup)
+                return budget_factor(step, max(self.budget_fraction, step / total), warmup)
             return cosine_warmup_factor(step, total, warmup)
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
@@ -144,6 +145,15 @@ class SimCLRModule(pl.LightningModule):
         return max(1, self.config.epochs * self.steps_per_epoch)
 
     # -- the training clock travels with checkpoints, so a resumed budget run continues its schedule
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if not self.clock.budget_s:
+            return
+        if self.trainer.world_size == 1:
+            self.budget_fraction = self.clock.fraction()
+        elif self.global_step % DDP_CONTROL_EVERY == 0:
+            # Clocks drift apart across ranks; every rank must step the same lr, so rank 0's clock decides.
+            self.budget_fraction = float(broadcast_from_zero(self.trainer, self.clock.fraction()))
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # Started after the first step: one-off compile and warm-up costs (the numba kernel, cuDNN autotuning)
         # take no share of the budget, so a 5-minute run trains for 5 minutes on a fresh machine too.

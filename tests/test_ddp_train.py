@@ -150,3 +150,54 @@ def test_two_process_cli_run_leaves_one_consistent_run_directory(tmp_path: Path,
     assert last["global_step"] == EPOCHS * steps_per_epoch
     leftovers = [p for p in tmp_path.iterdir() if p.name != "runs"]
     assert not leftovers, f"a rank wrote outside the run directory: {leftovers}"
+
+
+SAME_LR_SCRIPT = """
+import json, sys
+import pytorch_lightning as pl
+import torch
+from simclr_core.config import TrainConfig
+from simclr_core.data.batches import EpochBatches, UInt8Images, batch_loader
+from simclr_core.module import SimCLRModule
+
+out = sys.argv[1]
+cfg = TrainConfig(image_size=32, small_input=True, hidden_dim=16, batch_size=8, epochs=100, max_minutes=1.0,
+                  precision="32", lr=1e-3, warmup_epochs=0)
+module = SimCLRModule(cfg)
+images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+
+
+class Record(pl.Callback):
+    def setup(self, trainer, pl_module, stage):
+        # Rank 1's clock runs 20 s ahead of rank 0's: on its own it would anneal faster.
+        pl_module.clock.previous_s = 20.0 * trainer.global_rank
+        self.lrs = []
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_train_end(self, trainer, pl_module):
+        with open(f"{out}/lr{trainer.global_rank}.json", "w") as f:
+            json.dump(self.lrs, f)
+
+
+rank_sampler = EpochBatches(64, 4, shuffle=True, seed=0, world=2)
+trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=25, logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                     use_distributed_sampler=False, callbacks=[Record()])
+trainer.fit(module, batch_loader(UInt8Images(images), rank_sampler, False))
+"""
+
+
+def test_budget_schedule_steps_the_same_lr_on_every_rank(tmp_path: Path, data_root: Path) -> None:
+    """Clocks differ across ranks; the budget's lr follows rank 0's, so DDP replicas stay identical."""
+    script = tmp_path / "same_lr.py"
+    script.write_text(SAME_LR_SCRIPT)
+    env = {**os.environ, "SIMCLR_STUDIO_DATA": str(data_root), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    lr0, lr1 = (json.loads((tmp_path / f"lr{r}.json").read_text()) for r in (0, 1))
+    assert len(lr0) == 25 and lr0 == lr1
+    assert lr0[-1] < lr0[0]  # rank 0's clock had moved the schedule on

@@ -62,7 +62,7 @@ print(json.dumps({
 CONFIGURE = """
 import json, os, sys
 from simclr_core.process import configure_process
-first = configure_process()
+first = configure_process(interactive=sys.argv[1] == "interactive")
 import torch
 again = configure_process()
 print(json.dumps({"first": first.__dict__, "same": again is first, "env": os.environ.get("OMP_WAIT_POLICY"),
@@ -70,10 +70,10 @@ print(json.dumps({"first": first.__dict__, "same": again is first, "env": os.env
 """
 
 
-def _run(code: str, **env: str) -> dict:
+def _run(code: str, *args: str, **env: str) -> dict:
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "SIMCLR_STUDIO_MALLOC_TUNING")}
     out = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -94,7 +94,7 @@ def test_importing_the_engine_changes_nothing_in_the_process() -> None:
 
 
 def test_configure_process_applies_every_setting_once() -> None:
-    result = _run(CONFIGURE)
+    result = _run(CONFIGURE, "interactive")
     assert result["same"] and result["env"] == "PASSIVE" and result["cudnn"]
     assert result["first"] == {
         "omp_wait_policy": "PASSIVE",
@@ -104,7 +104,13 @@ def test_configure_process_applies_every_setting_once() -> None:
     }
 
 
+def test_a_compute_only_process_keeps_openmps_default_policy() -> None:
+    result = _run(CONFIGURE, "batch")
+    assert result["env"] is None and result["first"]["omp_wait_policy"] == "default"
+    assert result["first"]["omp_applied"]
+
+
 def test_a_users_settings_win() -> None:
-    result = _run(CONFIGURE, OMP_WAIT_POLICY="ACTIVE", SIMCLR_STUDIO_MALLOC_TUNING="0")
+    result = _run(CONFIGURE, "interactive", OMP_WAIT_POLICY="ACTIVE", SIMCLR_STUDIO_MALLOC_TUNING="0")
     assert result["env"] == "ACTIVE"
     assert result["first"]["omp_applied"] and not result["first"]["malloc_tuned"]
