@@ -5,16 +5,22 @@ white; 16-bit and float images are rescaled to 8 bits; CMYK, palette, grayscale 
 modes are converted by Pillow; animated GIF/TIFF use their first frame. The shorter side is
 resized to S and the centre S x S square is kept (no distortion; a no-op crop for square
 sources such as STL10).
+
+Size: an image of more than ``MAX_PIXELS`` (after JPEG's reduced-scale decoding) is refused from
+its header, before any pixel is decoded: a 581 KB PNG can declare 12000 x 12000 pixels (432 MB
+as RGB, several times that while converting). Pillow's own decompression-bomb warning is an error.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
 
+MAX_PIXELS = 40_000_000  # 40 Mpx: any real photo (JPEG decodes huge ones at a reduced scale), no bomb
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 
 
@@ -48,14 +54,31 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
+def _too_many_pixels(size: str) -> str:
+    return f"image too large to decode safely ({size}; at most {MAX_PIXELS / 1e6:.0f} Mpx): downscale it first"
+
+
+def _check_pixels(w: int, h: int) -> None:
+    if w * h > MAX_PIXELS:
+        raise DecodeError(_too_many_pixels(f"{w} x {h} = {w * h / 1e6:.0f} Mpx"))
+
+
+def _bomb_size(err: Exception) -> str:
+    """Pillow refuses past its own limit before saying the side lengths; its message has the pixel count."""
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    return f"{int(found.group(1)) / 1e6:.0f} Mpx" if found else "more pixels than Pillow allows"
+
+
 def decode_image(data: bytes, size: int) -> np.ndarray:
     """Encoded image bytes -> (size, size, 3) uint8. Raises DecodeError with the reason."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
                 img.draft(img.mode, (size, size))  # decode at a reduced scale when it is much larger
+            _check_pixels(*img.size)
             img.load()
             img = ImageOps.exif_transpose(img)
             img = to_rgb(img)
@@ -68,8 +91,8 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
             return np.asarray(img, dtype=np.uint8)
     except DecodeError:
         raise
-    except Image.DecompressionBombError as err:
-        raise DecodeError(f"image too large to decode safely ({err})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DecodeError(_too_many_pixels(_bomb_size(err))) from None
     except Image.UnidentifiedImageError:
         raise DecodeError("not an image Pillow can read (unknown format or not an image)") from None
     except (OSError, SyntaxError, EOFError) as err:

@@ -5,7 +5,8 @@ unlabelled). A single wrapper folder (``train/`` in ``train.tar.gz``) is looked 
 that a lone class folder therefore reads as a flat, unlabelled set. Hidden files and
 ``__MACOSX`` are ignored. Everything else that cannot be used is reported in
 ``ImageSet.warnings`` (which file, why) and skipped; a class left with fewer than 2 images is
-dropped (it can be neither split nor learnt).
+dropped (it can be neither split nor learnt). Reads are bounded (``bounded.py``): only regular
+files inside the source, capped bytes per file and per source, checked before and while reading.
 """
 
 from __future__ import annotations
@@ -22,6 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
+from simclr_core.data.bounded import (
+    MAX_FILE_BYTES,
+    MAX_PENDING_BYTES,
+    MAX_TOTAL_BYTES,
+    Refused,
+    check_folder_file,
+    check_totals,
+    read_folder_file,
+    read_limited,
+    too_large,
+)
 from simclr_core.data.decode import IMAGE_EXTENSIONS, DecodeError, decode_image
 from simclr_core.data.spec import DatasetError
 
@@ -34,6 +46,7 @@ class _Member:
     name: str  # path inside the source, '/'-separated
     key: object  # what the reader needs to fetch the bytes
     order: int  # read order (archive offset) so compressed tars are read in one pass
+    size: int = 0  # bytes as declared by the folder or the archive's header (enforced while reading)
 
 
 def _is_junk(name: str) -> bool:
@@ -48,6 +61,7 @@ class _Source:
         self.path = path
         self.files: list[_Member] = []
         self.dirs: set[str] = set()
+        self.skipped: list[str] = []  # "skipped NAME: reason" for entries refused before reading
         lower = path.name.lower()
         try:
             if path.is_dir():
@@ -63,16 +77,30 @@ class _Source:
             raise DatasetError(
                 f"cannot read {self.kind} {str(path)!r}: {err}. Is the archive complete and not damaged?"
             ) from None
+        refused = check_totals(len(self.files), sum(m.size for m in self.files), f"{self.kind} {str(path)!r}")
+        if refused:
+            raise DatasetError(refused)
+
+    def _keep(self, name: str, reason: str | None) -> bool:
+        """Whether to list ``name``; a refused image file is reported, anything else ignored silently."""
+        if reason is None:
+            return True
+        if not _is_junk(name) and name.lower().endswith(IMAGE_EXTENSIONS):
+            self.skipped.append(f"skipped {name}: {reason}")
+        return False
 
     def _list_dir(self) -> None:
-        for dirpath, dirnames, filenames in os.walk(self.path):
+        root = Path(os.path.realpath(self.path))
+        for dirpath, dirnames, filenames in os.walk(self.path):  # links to folders are not descended
             dirnames.sort()
             rel_dir = Path(dirpath).relative_to(self.path).as_posix()
             prefix = "" if rel_dir == "." else rel_dir + "/"
             if prefix:
                 self.dirs.add(prefix.rstrip("/"))
             for name in sorted(filenames):
-                self.files.append(_Member(prefix + name, Path(dirpath) / name, len(self.files)))
+                path = Path(dirpath) / name
+                if self._keep(prefix + name, check_folder_file(path, root)):
+                    self.files.append(_Member(prefix + name, path, len(self.files), path.stat().st_size))
 
     def _list_zip(self) -> None:
         with zipfile.ZipFile(self.path) as zf:
@@ -80,8 +108,8 @@ class _Source:
                 name = info.filename.rstrip("/")
                 if info.is_dir():
                     self.dirs.add(name)
-                else:
-                    self.files.append(_Member(name, info.filename, i))
+                elif self._keep(name, too_large(info.file_size) if info.file_size > MAX_FILE_BYTES else None):
+                    self.files.append(_Member(name, info.filename, i, info.file_size))
                     self.dirs.update("/".join(name.split("/")[:k]) for k in range(1, name.count("/") + 1))
 
     def _list_tar(self) -> None:
@@ -92,34 +120,57 @@ class _Source:
                     continue
                 if m.isdir():
                     self.dirs.add(name)
-                elif m.isfile():
-                    self.files.append(_Member(name, m, m.offset_data))
+                elif not m.isfile():
+                    self._keep(name, "not a regular file (a link, FIFO or device member is never read)")
+                elif self._keep(name, too_large(m.size) if m.size > MAX_FILE_BYTES else None):
+                    self.files.append(_Member(name, m, m.offset_data, m.size))
                     self.dirs.update("/".join(name.split("/")[:k]) for k in range(1, name.count("/") + 1))
 
     def read(self, members: list[_Member]) -> Iterator[tuple[_Member, bytes | OSError]]:
-        """Bytes of each member, in the source's efficient order."""
-        ordered = sorted(members, key=lambda m: m.order)
+        """Bytes of each member, in the source's efficient order; each bounded, and the sum too."""
+        total = 0
+        for m, data in self._read(sorted(members, key=lambda m: m.order)):
+            if isinstance(data, bytes):
+                total += len(data)
+                if total > MAX_TOTAL_BYTES:
+                    data = Refused(f"the source passed {MAX_TOTAL_BYTES / 2**30:.0f} GiB while reading; not read")
+            yield m, data
+
+    def _read(self, ordered: list[_Member]) -> Iterator[tuple[_Member, bytes | OSError]]:
         if self.kind == "folder":
             for m in ordered:
                 try:
-                    yield m, Path(m.key).read_bytes()  # type: ignore[arg-type]
+                    yield m, read_folder_file(Path(m.key))  # type: ignore[arg-type]
                 except OSError as err:
                     yield m, err
         elif self.kind == "zip":
             with zipfile.ZipFile(self.path) as zf:
                 for m in ordered:
                     try:
-                        yield m, zf.read(m.key)  # type: ignore[arg-type]
-                    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as err:
+                        with zf.open(m.key) as fh:  # type: ignore[arg-type]
+                            yield m, read_limited(fh, m.size)
+                    except Refused as err:
+                        yield m, err
+                    except (OSError, zipfile.BadZipFile, EOFError, ValueError, RuntimeError) as err:
                         yield m, OSError(str(err))
         else:
             with tarfile.open(self.path, "r:*") as tf:
                 for m in ordered:
                     try:
                         handle = tf.extractfile(m.key)  # type: ignore[arg-type]
-                        yield m, handle.read() if handle is not None else OSError("not a regular file")
+                        yield m, read_limited(handle, m.size) if handle is not None else Refused("not a regular file")
+                    except Refused as err:
+                        yield m, err
                     except (OSError, tarfile.TarError, EOFError) as err:
                         yield m, OSError(str(err))
+
+
+def _stat_or_lstat(path: str) -> os.stat_result:
+    """A dangling link has no target to stat; its own entry still fingerprints (and is skipped when read)."""
+    try:
+        return os.stat(path)
+    except OSError:
+        return os.lstat(path)
 
 
 def fingerprint(path: Path) -> str:
@@ -130,7 +181,7 @@ def fingerprint(path: Path) -> str:
             for dirpath, dirnames, filenames in os.walk(path):
                 dirnames.sort()
                 for name in sorted(filenames):
-                    st = os.stat(os.path.join(dirpath, name))
+                    st = _stat_or_lstat(os.path.join(dirpath, name))
                     h.update(f"{dirpath}/{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         else:
             st = path.stat()
@@ -170,7 +221,7 @@ def plan(path: Path) -> Layout:
     src = _Source(path)
     files = [m for m in src.files if not _is_junk(m.name)]
     images = [m for m in files if m.name.lower().endswith(IMAGE_EXTENSIONS)]
-    warnings = [
+    warnings = list(src.skipped) + [
         f"skipped {m.name}: not an image file (extension {Path(m.name).suffix or 'none'})"
         for m in files
         if not m.name.lower().endswith(IMAGE_EXTENSIONS)
@@ -178,6 +229,8 @@ def plan(path: Path) -> Layout:
     what = "folder" if src.kind == "folder" else "archive"
     if not images:
         others = f" (found {len(files)} other file(s), e.g. {files[0].name})" if files else " (it is empty)"
+        if src.skipped:
+            others = f" ({len(src.skipped)} refused, e.g. {src.skipped[0].removeprefix('skipped ')})"
         raise DatasetError(
             f"no images found in {what} {str(path)!r}{others}. Expected files ending in "
             f"{', '.join(IMAGE_EXTENSIONS)}, either directly inside or in one subfolder per class"
@@ -215,13 +268,15 @@ def decode_into(
     position = {m: i for i, m in enumerate(layout.members)}
     errors: list[str | None] = [None] * len(layout.members)
     workers = workers or max(1, min(8, os.cpu_count() or 1))
-    pending: deque[tuple[int, Future]] = deque()
+    pending: deque[tuple[int, Future, int]] = deque()
+    pending_bytes = 0
     done = 0
     total = len(layout.members)
     report_every = max(1, total // 50)
 
-    def finish(i: int, fut: Future) -> None:
-        nonlocal done
+    def finish(i: int, fut: Future, size: int) -> None:
+        nonlocal done, pending_bytes
+        pending_bytes -= size
         try:
             out[i] = fut.result().transpose(2, 0, 1)
         except DecodeError as err:
@@ -234,11 +289,12 @@ def decode_into(
         for member, data in layout.source.read(layout.members):
             i = position[member]
             if isinstance(data, OSError):
-                errors[i] = f"cannot read file ({data})"
+                errors[i] = str(data) if isinstance(data, Refused) else f"cannot read file ({data})"
                 done += 1
                 continue
-            pending.append((i, pool.submit(decode_image, data, image_size)))
-            while len(pending) > 4 * workers * 16:
+            pending.append((i, pool.submit(decode_image, data, image_size), len(data)))
+            pending_bytes += len(data)
+            while len(pending) > 4 * workers * 16 or (pending_bytes > MAX_PENDING_BYTES and len(pending) > 1):
                 finish(*pending.popleft())
         while pending:
             finish(*pending.popleft())
