@@ -280,8 +280,18 @@ class Run:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message.rstrip()}\n")
 
 
+MARKER = ".simclr-studio-run"  # written by create_run: what makes a folder a run, not any config.json
+KINDS = ("simclr", "supervised")
+
+
 def is_run_dir(path: Path) -> bool:
-    return (path / "config.json").is_file()
+    """A folder the run store made: its marker, or (runs made before the marker) a config.json of its own shape."""
+    if (path / MARKER).is_file():
+        return True
+    if not (path / "config.json").is_file():
+        return False
+    config = Run(path).config
+    return config.get("kind") in KINDS and isinstance(config.get("config"), dict)
 
 
 def create_run(
@@ -307,6 +317,7 @@ def create_run(
     else:
         raise FileExistsError(f"could not create a unique run directory under {root}")
     (path / "checkpoints").mkdir()
+    (path / MARKER).write_text("1\n")  # the run store's version
     run = Run(path)
     write_json_atomic(run.config_path, {"kind": kind, "name": name or path.name, "config": config, **(extra or {})})
     now = time.time()
