@@ -18,9 +18,9 @@ re-run the same command and learn the directory from ``$SIMCLR_RUN_DIR``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
-import signal
 import socket
 import threading
 import time
@@ -45,10 +45,16 @@ from simclr_core.distributed import env_global_rank
 from simclr_core.jobs import Job
 from simclr_core.model import CheckpointError
 from simclr_core.module import SimCLRModule
+from simclr_core.run_lock import RunLock
 from simclr_core.safe_load import clean_message, resume_step
+from simclr_core.signals import keep_our_handlers
 from simclr_core.store import Run, create_run, write_json_atomic
 
 RUN_DIR_ENV = "SIMCLR_RUN_DIR"
+
+
+class StoppedBeforeStart(Exception):
+    """A stop was requested while settings were checked and data loaded: no run directory was made."""
 
 
 @dataclass
@@ -223,6 +229,7 @@ def open_for_resume(run_dir: str | Path) -> tuple[Run, TrainConfig, Path]:
         raise ConfigError(
             f"run {run.id} has no checkpoints/last.ckpt yet (it stopped before its first save); start a new run instead"
         )
+    RunLock(run.path).check_free()  # fail fast, before data loading; _open_run takes the lock itself
     try:
         resume_step(ckpt)
     except CheckpointError as err:
@@ -262,13 +269,39 @@ def _resolve(
 
 def _open_run(
     prepared: Prepared, runs_root: str | Path, name: str | None, resumed: Run | None, ckpt: Path | None
-) -> Run | None:
-    """The run this process writes: a new one, the resumed one (metrics cut at the checkpoint), or None."""
+) -> tuple[Run | None, RunLock | None]:
+    """The run this process writes, locked: a new one, the resumed one (metrics cut at the checkpoint), or None."""
     if env_global_rank() > 0:
-        return None  # rank 0 writes (torchrun/SLURM ranks never learn its directory); this one only computes
+        return None, None  # rank 0 writes (torchrun/SLURM ranks never learn its directory); this one only computes
     if resumed is None:
-        return create_run(runs_root, prepared.config.to_dict(), name=name, kind="simclr", extra=_run_extra(prepared))
+        run = create_run(runs_root, prepared.config.to_dict(), name=name, kind="simclr", extra=_run_extra(prepared))
+        return run, RunLock(run.path).acquire()
     assert ckpt is not None
+    lock = RunLock(resumed.path).acquire()  # before anything changes: a second writer is refused here
+    try:
+        _resume_files(resumed, prepared, ckpt)
+    except BaseException:
+        lock.release()
+        raise
+    return resumed, lock
+
+
+def remove_stale_temporaries(run: Run) -> list[str]:
+    """Temporary files a killed writer left (a half-written ``.last.ckpt.tmp`` can be 100+ MB); only under the lock."""
+    removed = []
+    for folder in (run.path, run.checkpoint_dir):
+        for tmp in sorted(folder.glob(".*.tmp")):
+            with contextlib.suppress(OSError):
+                size = tmp.stat().st_size
+                tmp.unlink()
+                removed.append(f"{tmp.name} ({size / 2**20:.1f} MiB)")
+    return removed
+
+
+def _resume_files(resumed: Run, prepared: Prepared, ckpt: Path) -> None:
+    removed = remove_stale_temporaries(resumed)
+    if removed:
+        resumed.log("removed stale temporary files: " + ", ".join(removed))
     step = resume_step(ckpt)
     dropped = resumed.truncate_metrics(step)
     resumed.log(
@@ -281,7 +314,6 @@ def _open_run(
     resumed.write_status(
         state="queued", message="resuming", pid=os.getpid(), host=socket.gethostname(), finished_at=None
     )
-    return resumed
 
 
 def train(
@@ -306,10 +338,16 @@ def train(
     """
     config, resumed, ckpt = _resolve(config, resume, overrides)
     prepared = prepare(config)
-    run = _open_run(prepared, runs_root, name, resumed, ckpt)
-    if run is not None and on_start is not None:
-        on_start(run, prepared)
-    _fit(prepared, run, ckpt, stop_event, progress, progress_bar)
+    if stop_event is not None and stop_event.is_set():
+        raise StoppedBeforeStart("stopped before the run started; nothing was written")
+    run, lock = _open_run(prepared, runs_root, name, resumed, ckpt)
+    try:
+        if run is not None and on_start is not None:
+            on_start(run, prepared)
+        _fit(prepared, run, ckpt, stop_event, progress, progress_bar)
+    finally:
+        if lock is not None:
+            lock.release()
     if run is not None:
         return run
     return Run(os.environ[RUN_DIR_ENV]) if os.environ.get(RUN_DIR_ENV) else None
@@ -343,6 +381,7 @@ def _fit(
             best=best,
         )
         trainer = build_trainer(prepared, callbacks.all, run, progress_bar)
+        keep_our_handlers(trainer)  # a signal is a stop request (StopPolicy), never Lightning's SIGTERMException
         module.steps_per_epoch = max(1, len(prepared.train_images) // cfg.batch_size)
         module.global_batch = cfg.batch_size
         module.knn_query_mask = prepared.knn_mask
@@ -438,28 +477,16 @@ class TrainingJob(Job[Run]):
                 f"`python -m simclr_core train ... --devices {config.devices} --num-nodes {config.num_nodes} "
                 "--strategy ddp` (or torchrun / srun) and watch the run here through its runs folder"
             )
-        run = _open_run(prepared, self.runs_root, self.name, resumed, ckpt)
-        assert run is not None
+        run, lock = _open_run(prepared, self.runs_root, self.name, resumed, ckpt)
+        assert run is not None and lock is not None
         self.run = run
 
         def work() -> Run:
-            _fit(prepared, run, ckpt, self.stop_event, None, False)  # failures: status.json and train.log
+            try:
+                _fit(prepared, run, ckpt, self.stop_event, None, False)  # failures: status.json and train.log
+            finally:
+                lock.release()
             return run
 
         self._launch(work, name=f"train-{run.id}")
         return self
-
-
-def install_stop_signals(stop_event: threading.Event) -> None:
-    """First Ctrl-C / SIGTERM: stop gracefully (last.ckpt saved); a second Ctrl-C aborts."""
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop_event.is_set() and signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            raise KeyboardInterrupt
-        stop_event.set()
-        print("\nstopping after the current step (Ctrl-C again to abort) ...", flush=True)
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)

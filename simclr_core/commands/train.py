@@ -13,7 +13,6 @@ import inspect
 import io
 import json
 import textwrap
-import threading
 import tokenize
 from dataclasses import MISSING, Field, fields, replace
 from pathlib import Path
@@ -142,8 +141,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=(
             "Contrastive pretraining as in the UvA tutorial 17 (ResNet encoder + MLP head, InfoNCE, AdamW with "
             "cosine annealing to lr/50). Writes <runs-dir>/<name>-<time>/ with config.json, metrics.jsonl, "
-            "status.json, checkpoints/last.ckpt (every epoch and on stop) and best.ckpt. Ctrl-C stops cleanly "
-            "after the current step; --resume continues a stopped or interrupted run. Settings come from "
+            "status.json, checkpoints/last.ckpt (every epoch and on stop) and best.ckpt. Ctrl-C or SIGTERM stops "
+            "cleanly after the current step (state stopped, last.ckpt saved, exit status 130 or 143); --resume "
+            "continues a stopped or interrupted run. Exit status 0: finished, 1: failed, 2: bad settings. Settings come from "
             "--recipe or --config; every flag given explicitly overrides them."
         ),
     )
@@ -231,8 +231,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit status: 0 finished, 1 failed, 2 bad settings (``__main__``), 128 + signal when a signal stopped it."""
+    from simclr_core.signals import StopSignals
+
+    signals = StopSignals().install()  # first: a signal while settings are checked is a clean stop too
     from simclr_core.distributed import env_global_rank
-    from simclr_core.train import install_stop_signals, train
+    from simclr_core.train import StoppedBeforeStart, train
 
     if args.resume:
         given = [k for k in _given(args) if k not in _RESUME_FIELDS]
@@ -248,9 +252,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         config, overrides = config_from_args(args), None
 
-    stop = threading.Event()
-    install_stop_signals(stop)
-
     def announce(run_, prepared: Any) -> None:
         print(f"run directory: {run_.path}", flush=True)
         print(
@@ -260,19 +261,23 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    result = train(
-        config,
-        args.runs_dir,
-        name=args.name,
-        resume=args.resume,
-        stop_event=stop,
-        overrides=overrides,
-        progress_bar=not args.no_progress,
-        on_start=announce,
-    )
+    try:
+        result = train(
+            config,
+            args.runs_dir,
+            name=args.name,
+            resume=args.resume,
+            stop_event=signals.event,
+            overrides=overrides,
+            progress_bar=not args.no_progress,
+            on_start=announce,
+        )
+    except StoppedBeforeStart as err:
+        print(str(err), flush=True)
+        return signals.exit_code(1)
     if result is None or env_global_rank() > 0:
-        return 0  # a DDP rank other than 0: rank 0 reports
+        return signals.exit_code(0)  # a DDP rank other than 0: rank 0 reports
     status = result.status()
     print(f"{status.get('state')}: {status.get('message')}")
     print(f"run directory: {result.path}")
-    return 0 if status.get("state") in ("finished", "stopped") else 1
+    return signals.exit_code(0 if status.get("state") == "finished" else 1)
