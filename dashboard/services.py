@@ -36,8 +36,10 @@ BUILTIN_SPECS = ("shapes:train", "shapes:test", "shapes:unlabeled")
 @st.cache_resource(max_entries=6, show_spinner=False)
 def dataset(spec: str, image_size: int) -> ImageSet:
     """A decoded ImageSet, shared by every session (uint8 arrays, memory-mapped when large)."""
+    from dashboard.paths import check_data
     from simclr_core.data import load_dataset
 
+    check_data(spec)
     return load_dataset(spec, image_size=image_size)
 
 
@@ -93,7 +95,7 @@ def run_names() -> list[str]:
 
 
 def open_run(name: str | None) -> Run | None:
-    if not name:
+    if not name or "/" in name or name in (".", ".."):  # a run id, never a path out of the runs folder
         return None
     path = runs_root() / name
     if not path.is_dir():
@@ -249,6 +251,7 @@ def estimate(cfg: TrainConfig) -> Estimate | None:
     """How long ``cfg`` would train here, or None (and a message) when its data cannot be loaded."""
     import json
 
+    from simclr_core.devices import torch_device
     from simclr_core.estimate import Estimate
 
     data = attempt("load the training data", dataset, cfg.data, cfg.image_size)
@@ -259,11 +262,4 @@ def estimate(cfg: TrainConfig) -> Estimate | None:
     if per_image is None:
         return None
     budget = cfg.max_minutes * 60 if cfg.max_minutes else None
-    device = "cuda" if cfg.device != "cpu" and _cuda() else "cpu"
-    return Estimate(per_image, n, cfg.epochs, budget, device)
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    return Estimate(per_image, n, cfg.epochs, budget, torch_device(cfg.device).type)

@@ -61,7 +61,7 @@ def long_run_offer(cfg: TrainConfig) -> None:
     st.warning(
         f"**These settings would train for about {human_duration(estimate.total_s)} on this CPU** "
         f"({human_duration(estimate.epoch_s)} per epoch over {estimate.images:,} images, {cfg.epochs} epochs). "
-        "The fast recipe learns most per minute here: 32 px, the standard stem, a cosine fitted to a time budget.",
+        "The fast recipe learns most per minute here: 32 px, ResNet-10, a cosine fitted to a time budget.",
         icon=":material/schedule:",
     )
     st.number_input("I have ... minutes", min_value=1.0, max_value=600.0, step=1.0, key="keep.fast_minutes")
@@ -96,7 +96,7 @@ with new_tab:
         on_click=preset_cpu,
         type="primary",
         width="stretch",
-        help="The fast recipe: 32 px, ResNet-18 (standard stem), batch 256, lr 2e-3, temperature 0.2, a cosine "
+        help="The fast recipe: 32 px, ResNet-10 (standard stem), 4 views of 128 images per step, lr 2e-3, temperature 0.2, a cosine "
         "fitted to a 5-minute budget: learns visibly on a laptop.",
     )
     with st.form("form.train", border=False):

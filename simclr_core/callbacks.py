@@ -51,20 +51,6 @@ def _writes(run: Run | None, trainer: pl.Trainer) -> bool:
     return run is not None and trainer.is_global_zero
 
 
-def validation_skipped(pl_module: pl.LightningModule) -> bool:
-    """The module ran no validation this epoch (stopping, or paced out to keep the monitor's time share)."""
-    return bool(getattr(pl_module, "skip_validation", False) or getattr(pl_module, "paced_out", False))
-
-
-def validation_row(trainer: pl.Trainer) -> dict[str, Any] | None:
-    """This epoch's validation metrics as a metrics.jsonl row, or None when none were logged."""
-    cm = trainer.callback_metrics
-    values = {name: float(cm[name]) for name in EPOCH_METRICS if name in cm}
-    if not values:
-        return None
-    return {"step": trainer.global_step, "epoch": trainer.current_epoch, "time": time.time(), **values}
-
-
 class StopPolicy(pl.Callback):
     """Decides when training stops: ``reason`` is None, "user", "time" or "nan" (with ``message``)."""
 
@@ -116,6 +102,22 @@ class StopPolicy(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.share(trainer)
+
+
+def validation_row(trainer: pl.Trainer, pl_module: pl.LightningModule, stop: StopPolicy) -> dict[str, Any] | None:
+    """This epoch's validation metrics as a metrics.jsonl row, or None when there are none to record.
+
+    None: a sanity check, no validation this epoch (stopping, or paced out to keep the monitor's time
+    share), a NaN stop (NaN features rank as perfect), or nothing logged.
+    """
+    skipped = getattr(pl_module, "skip_validation", False) or getattr(pl_module, "paced_out", False)
+    if trainer.sanity_checking or skipped or stop.reason == "nan":
+        return None
+    cm = trainer.callback_metrics
+    values = {name: float(cm[name]) for name in EPOCH_METRICS if name in cm}
+    if not values:
+        return None
+    return {"step": trainer.global_step, "epoch": trainer.current_epoch, "time": time.time(), **values}
 
 
 class MetricsWriter(pl.Callback):
@@ -204,9 +206,7 @@ class MetricsWriter(pl.Callback):
         self.flush(trainer)  # before the stop policy looks for a NaN
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or validation_skipped(pl_module) or self.stop.reason == "nan":
-            return
-        row = validation_row(trainer)
+        row = validation_row(trainer, pl_module, self.stop)
         if row is None:
             return
         self.flush(trainer)
@@ -329,9 +329,7 @@ class CheckpointSaver(pl.Callback):
             self.save(trainer, "last")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or validation_skipped(pl_module) or self.stop.reason == "nan":
-            return
-        row = validation_row(trainer)
+        row = validation_row(trainer, pl_module, self.stop)
         if row is None:
             return
         value = row.get(self.monitor)

@@ -16,6 +16,7 @@ import torch
 
 from simclr_core.augment import make_views
 from simclr_core.config import TrainConfig
+from simclr_core.devices import resolve_precision, torch_device
 from simclr_core.loss import info_nce
 from simclr_core.model import SimCLRNet
 
@@ -51,22 +52,14 @@ class Estimate:
         return self.total_s / self.epoch_s if self.epoch_s > 0 else math.inf
 
 
-def _device(config: TrainConfig) -> torch.device:
-    if config.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device("cuda" if config.device.startswith("cuda") else "cpu")
-
-
 def _autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    from simclr_core.devices import resolve_precision
-
-    precision = resolve_precision(config.precision, "gpu" if device.type == "cuda" else "cpu")
+    precision = resolve_precision(config.precision, "gpu" if device.type == "cuda" else "cpu", config.image_size)
     return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
 
 
 def seconds_per_image(config: TrainConfig, steps: int = 2) -> float:
     """Median seconds per training image of ``steps`` timed steps after one warm-up step."""
-    device = _device(config)
+    device = torch_device(config.device)
     net = SimCLRNet(config.backbone, config.hidden_dim, config.small_input).to(device)
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -100,7 +93,7 @@ def estimate(config: TrainConfig, images: int, steps: int = 2) -> Estimate:
     """The duration of ``config`` on ``images`` training images here (``limit_images`` applied)."""
     n = min(images, config.limit_images) if config.limit_images else images
     budget = config.max_minutes * 60 if config.max_minutes else None
-    return Estimate(seconds_per_image(config, steps), n, config.epochs, budget, _device(config).type)
+    return Estimate(seconds_per_image(config, steps), n, config.epochs, budget, torch_device(config.device).type)
 
 
 def human_duration(seconds: float) -> str:

@@ -122,6 +122,25 @@ def test_shared_link_opens_with_its_setup(page, server):
     no_exception(page)
 
 
+def test_a_run_of_hours_on_a_cpu_is_offered_the_fast_recipe_first(page, server):
+    open_page(page, server, "train")
+    page.get_by_role("tab", name="New run").click()
+    page.get_by_role("button", name="Seed defaults").click()  # the tutorial's 96 px, 500 epochs
+    idle(page)
+    page.get_by_role("button", name="Start training").click()
+    warning = page.get_by_text("These settings would train for about")
+    warning.wait_for(timeout=180_000)  # the settings are timed on this machine first
+    assert "days" in warning.inner_text() or " h " in warning.inner_text(), warning.inner_text()
+    page.get_by_role("button", name="Start the fast recipe with this budget").wait_for()
+    assert page.get_by_label("I have ... minutes").count() == 1
+    no_exception(page)
+    shot(page, "train_long_run_offer")
+    page.get_by_role("button", name="Cancel").click()
+    idle(page)
+    assert page.get_by_text("These settings would train for about").count() == 0
+    assert page.get_by_role("button", name="Stop").count() == 0  # nothing started
+
+
 def test_training_shows_growing_curves_and_stops(page, server):
     open_page(page, server, "train")
     page.get_by_role("tab", name="New run").click()
