@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import services, sharing, state, widgets
+from dashboard import access, services, sharing, state, widgets
 from simclr_core.process import configure_process
 
 configure_process(interactive=True)  # once per server, before torch loads (the dashboard package imports it lazily)
 
 st.set_page_config(page_title="SimCLR Studio", page_icon=":material/blur_on:", layout="wide")
+access.require_access()  # before any page renders: a password when the server listens beyond loopback
 
 state.init_state()
 sharing.apply_shared_link()

@@ -103,7 +103,11 @@ def _ckpt_key(ckpt: Path) -> CheckpointKey:
 
 def feature_set(ckpt: Path, spec: str, which: str) -> FeatureSet | None:
     """Frozen features of a split, with a progress bar the first time (then memory, then the disk cache)."""
+    from dashboard.paths import check_data
     from simclr_core.features import features_for
+
+    if attempt("check the data folder", lambda: check_data(spec) or True) is None:
+        return None
 
     def encode() -> FeatureSet | None:
         bar = st.progress(0.0, text=f"Encoding {spec} with {Path(ckpt).name} ...")

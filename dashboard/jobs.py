@@ -107,10 +107,16 @@ def start_job(factory: Callable[[], RunJob], what: str) -> RunJob | None:
 
 def start_training(cfg: TrainConfig, name: str) -> RunJob | None:
     """Start a SimCLR run in the background (one per server)."""
+    from dashboard.paths import check_config
     from simclr_core.train import TrainingJob
 
     root = runs_root()
-    return start_job(lambda: TrainingJob(cfg, root, name=name), what=f"start the run {name!r}")
+
+    def make() -> RunJob:
+        check_config(cfg)
+        return TrainingJob(cfg, root, name=name)
+
+    return start_job(make, what=f"start the run {name!r}")
 
 
 def resume_training(run_id: str) -> RunJob | None:

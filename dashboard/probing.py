@@ -35,9 +35,12 @@ def start_probe(
     run_ids: list[str], sizes: list[int], repeats: int, which: str, ckpt: str, train: str | None, test: str | None
 ) -> Job[list[str]] | None:
     """Probe each run in a background task; each result is written to its run's probe.json."""
+    from dashboard.paths import check_data
     from simclr_core.features import resolve_source
     from simclr_core.probe_run import ProbeStage, run_probe
 
+    if attempt("check the data folders", lambda: check_data(train, test) or True) is None:
+        return None
     root = runs_root()
 
     def work(task: Job[list[str]]) -> list[str]:
@@ -129,11 +132,14 @@ def probe_results(run_ids: list[str]) -> None:
 
 def start_supervised(run_id: str, size: int, minutes: float, train: str | None, test: str | None) -> RunJob | None:
     """The supervised baseline for a run's encoder and data, in the server's one training slot."""
+    from dashboard.paths import check_data
     from simclr_core.probe_run import labelled_splits
     from simclr_core.supervised import SupervisedJob, baseline_config
 
     run = open_run(run_id)
     if run is None:
+        return None
+    if attempt("check the data folders", lambda: check_data(train, test) or True) is None:
         return None
     splits = attempt("find the labelled data", labelled_splits, run.path, train, test)
     if splits is None:

@@ -44,6 +44,8 @@ KEYS: dict[str, Key] = {
     "runs_root": Key("runs folder (Settings); $SIMCLR_STUDIO_RUNS or ./runs", _env("SIMCLR_STUDIO_RUNS", "runs")),
     "data_spec": Key("the sidebar's dataset spec", _env("SIMCLR_STUDIO_DEFAULT_DATA", DEFAULT_DATA)),
     "run_id": Key("the sidebar's run (Train, Embeddings, Probe show it)", _value(None)),
+    "access.password": Key("the password field when the server listens beyond loopback (dashboard/access.py)"),
+    "access.granted": Key("this session gave the operator's password"),
     "_select_run": Key("a run to select in the sidebar on the next run (its widget exists already)"),
     "train_aug": Key(
         "augmentation the Train page uses (AugmentationConfig dict)", lambda: AugmentationConfig().to_dict()
@@ -152,7 +154,17 @@ def init_state() -> None:
 
 
 def runs_root() -> Path:
-    return Path(st.session_state.get("runs_root") or os.environ.get("SIMCLR_STUDIO_RUNS") or "runs").expanduser()
+    """The sidebar's runs folder when it lies inside the allowed roots, else the default (``runs_root_refusal``)."""
+    from dashboard.paths import runs_folder
+
+    return runs_folder(st.session_state.get("runs_root"))[0]
+
+
+def runs_root_refusal() -> str | None:
+    """Why the typed runs folder is not used, or None."""
+    from dashboard.paths import runs_folder
+
+    return runs_folder(st.session_state.get("runs_root"))[1]
 
 
 def data_spec() -> str:

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import figures, services
 from dashboard.jobs import resume_training, running_job
-from dashboard.state import runs_root
+from dashboard.state import runs_root, runs_root_refusal
 from simclr_core.config import PRESETS, AugmentationConfig
 from simclr_core.metrics import KNN_ACC, TRAIN_LOSS, VIEWS_PER_S
 
@@ -101,6 +101,9 @@ def sidebar() -> None:
         )
         with st.expander("Settings"):
             st.text_input("Runs folder", key="runs_root", help="Where runs are stored; created on the first run.")
+            refusal = runs_root_refusal()
+            if refusal:
+                st.error(f"{refusal} Showing {runs_root()} instead.", icon=":material/block:")
             st.caption(f"Data cache: `{data_root()}`")
     notices()
 

@@ -26,13 +26,20 @@ class StopSignals:
     def __init__(self, event: threading.Event | None = None) -> None:
         self.event = event or threading.Event()
         self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
 
     def install(self) -> StopSignals:
         """Take over both signals; only the main thread can (elsewhere this does nothing)."""
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
-                signal.signal(signum, self._handle)
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
+
+    def restore(self) -> None:
+        """Give the signals back to whoever had them (a test runner calling the CLI in-process)."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.event.is_set() and signum == signal.SIGINT:

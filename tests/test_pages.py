@@ -218,7 +218,21 @@ def test_embeddings_bad_spec_is_a_message(with_run: Path) -> None:
     at = page(
         "embeddings", **{"keep.emb_split": "other", "keep.emb_other": "/no/such/folder", "keep.emb_method": "PCA 2-D"}
     )
-    assert any("no such file or folder" in e.value for e in at.error)
+    assert any("outside the folders this server may read" in e.value for e in at.error)
+
+
+def test_path_fields_never_reveal_server_paths(with_run: Path) -> None:
+    """Probing: an existing folder, a secret one and a missing one outside the roots read the same."""
+    messages = []
+    for probe in ("/etc", "~/.ssh", "/no/such/folder", str(with_run.parent / ".." / ".." / "..")):
+        at = page("embeddings", **{"keep.emb_split": "other", "keep.emb_other": probe, "keep.emb_method": "PCA 2-D"})
+        text = " ".join(e.value for e in at.error)
+        assert "outside the folders this server may read" in text and "SIMCLR_STUDIO_ALLOWED_ROOTS" in text, text
+        messages.append(text.replace(repr(probe), "PATH"))
+    assert len(set(messages)) == 1, messages  # nothing says whether the path exists or what it holds
+    at = app(runs_root="/etc").run()
+    assert not at.exception
+    assert any("'/etc' is outside the folders" in e.value for e in at.sidebar.error)
 
 
 def test_probe_runs_in_background_and_shows_the_figure(with_run: Path) -> None:
