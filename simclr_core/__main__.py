@@ -2,7 +2,8 @@
 
 Each subcommand lives in ``simclr_core/commands/<name>.py`` with ``add_parser(subparsers)``
 that registers its flags and ``set_defaults(func=run)``. Errors a user can cause are
-printed as one line and exit with status 2, never as a traceback.
+printed as one line and exit with status 2, never as a traceback. SIGINT/SIGTERM exit with 128 + the
+signal and one line (``train`` stops its run gracefully first; see ``signals.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import signal
 import sys
+import threading
 
 from simclr_core.config import ConfigError
 from simclr_core.process import configure_process
@@ -41,19 +44,39 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+class Interrupted(Exception):
+    """SIGINT/SIGTERM before a command took the signals over (``train`` turns them into a graceful stop)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    configure_process()  # before the subcommands import torch
-    args = get_args_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may take signals
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM) if main_thread}
     try:
+        configure_process()  # before the subcommands import torch
+        args = get_args_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except user_errors() as err:
         from simclr_core.safe_load import clean_message
 
         print(f"error: {clean_message(str(err))}", file=sys.stderr)
         return 2
+    except Interrupted as err:
+        print(f"stopped by {err} before anything was written", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

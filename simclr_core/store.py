@@ -317,7 +317,6 @@ def create_run(
     else:
         raise FileExistsError(f"could not create a unique run directory under {root}")
     (path / "checkpoints").mkdir()
-    (path / MARKER).write_text("1\n")  # the run store's version
     run = Run(path)
     write_json_atomic(run.config_path, {"kind": kind, "name": name or path.name, "config": config, **(extra or {})})
     now = time.time()
@@ -333,6 +332,7 @@ def create_run(
         started_at=None,
         finished_at=None,
     )
+    (path / MARKER).write_text("1\n")  # last: a reader listing runs never finds one without its files
     return run
 
 
@@ -348,6 +348,8 @@ def list_runs(runs_root: str | Path = DEFAULT_RUNS_ROOT, kind: str | None = None
     def created(run: Run) -> float:
         with contextlib.suppress(TypeError, ValueError):
             return float(run.raw_status().get("created_at"))
-        return run.config_path.stat().st_mtime
+        with contextlib.suppress(OSError):  # a broken or vanishing run still lists, last
+            return run.path.stat().st_mtime
+        return 0.0
 
     return sorted(runs, key=created, reverse=True)

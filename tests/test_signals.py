@@ -56,7 +56,7 @@ def check_stopped_and_resumable(proc: subprocess.Popen, sig: int, runs: Path) ->
     run = first_run(runs)
     if run is None:  # the signal came while settings were checked or torch imported: nothing to resume
         assert proc.returncode in (128 + sig, -sig), out
-        assert proc.returncode == -sig or "stopped before the run started" in out, out
+        assert proc.returncode == -sig or "stopped" in out, out  # -sig: before Python reached main()
         return "before the run"
     assert proc.returncode == 128 + sig, (proc.returncode, out)
     status = run.status()
@@ -96,7 +96,7 @@ def test_signals_at_20_random_moments_all_stop_cleanly(tmp_path: Path) -> None:
     for i in range(MOMENTS):
         runs = tmp_path / f"r{i}"
         sig = (signal.SIGTERM, signal.SIGINT)[i % 2]
-        delay = rng.uniform(0.5, 14.0)  # from interpreter start through set-up, first steps and validations
+        delay = rng.uniform(0.5, 30.0)  # from interpreter start through set-up, steps and validations
         proc = start(runs)
         time.sleep(delay)
         proc.send_signal(sig)
