@@ -44,7 +44,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):  # like KeyboardInterrupt: no "except Exception" swallows it
     """SIGINT/SIGTERM before a command took the signals over (``train`` turns them into a graceful stop)."""
 
     def __init__(self, signum: int) -> None:
@@ -63,17 +63,17 @@ def main(argv: list[str] | None = None) -> int:
         configure_process()  # before the subcommands import torch
         args = get_args_parser().parse_args(argv)
         return int(args.func(args) or 0)
-    except user_errors() as err:
-        from simclr_core.safe_load import clean_message
-
-        print(f"error: {clean_message(str(err))}", file=sys.stderr)
-        return 2
-    except Interrupted as err:
+    except Interrupted as err:  # first: user_errors() imports torch, which a signal may have left half-imported
         print(f"stopped by {err} before anything was written", file=sys.stderr)
         return 128 + err.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except user_errors() as err:
+        from simclr_core.safe_load import clean_message
+
+        print(f"error: {clean_message(str(err))}", file=sys.stderr)
+        return 2
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
