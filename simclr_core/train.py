@@ -90,7 +90,7 @@ def prepare(config: TrainConfig, data_progress: Callable[..., None] | None = Non
     if config.aug.crop_size != config.image_size:  # views are image_size; keep config.json saying so
         config = replace(config, aug=replace(config.aug, crop_size=config.image_size))
     accelerator, device_list = resolve_device(config.device)
-    precision = resolve_precision(config.precision, accelerator)
+    precision = resolve_precision(config.precision, accelerator, config.image_size)
     devices = device_list or config.devices
     world = (len(devices) if isinstance(devices, list) else int(devices)) * config.num_nodes
     if config.batch_size % world:
