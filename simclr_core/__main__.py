@@ -15,14 +15,16 @@ import signal
 import sys
 import threading
 
+from simclr_core import __version__
 from simclr_core.config import ConfigError
 from simclr_core.process import configure_process
 
 COMMANDS = ("data", "preview", "train", "probe", "embed", "bench")
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simclr_core", description=__doc__.split("\n")[0])
+def get_args_parser(prog: str = "python -m simclr_core") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"simclr-studio {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -56,12 +58,12 @@ def _interrupt(signum: int, frame: object) -> None:
     raise Interrupted(signum)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m simclr_core") -> int:
     main_thread = threading.current_thread() is threading.main_thread()  # only it may take signals
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM) if main_thread}
     try:
         configure_process()  # before the subcommands import torch
-        args = get_args_parser().parse_args(argv)
+        args = get_args_parser(prog).parse_args(argv)
         return int(args.func(args) or 0)
     except Interrupted as err:  # first: user_errors() imports torch, which a signal may have left half-imported
         print(f"stopped by {err} before anything was written", file=sys.stderr)
@@ -77,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def cli() -> None:
+    """The ``simclr-studio`` console command (the installed package's ``python -m simclr_core``)."""
+    sys.exit(main(prog="simclr-studio"))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import ctypes
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,9 +55,35 @@ def configure_process(interactive: bool = False) -> ProcessSettings:
         malloc = tune_cpu_malloc()
         policy = os.environ.get("OMP_WAIT_POLICY", "default")
         _SETTINGS = ProcessSettings(policy, omp, malloc, enable_cudnn_benchmark())
+        quiet_library_chatter()
         if not omp:
             log.warning("torch was imported before configure_process(): OMP_WAIT_POLICY=PASSIVE comes too late")
     return _SETTINGS
+
+
+LIGHTNING_TIP_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero")
+LEAFSPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+
+
+class _DropLightningTips(logging.Filter):
+    """Drops Lightning's "💡 Tip: ... litlogger / litmodels" advertisements, nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+def quiet_library_chatter() -> None:
+    """Silence two lines every run printed that say nothing about it (targeted: other warnings stay).
+
+    Lightning's "💡 Tip: ... try installing litlogger" (logged by its rank-zero logger at every
+    ``Trainer``) and torch 2.14's FutureWarning that Lightning's own ``_pytree`` still builds a
+    ``LeafSpec``. Idempotent.
+    """
+    warnings.filterwarnings("ignore", message=LEAFSPEC_WARNING, category=FutureWarning)
+    for name in LIGHTNING_TIP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropLightningTips) for f in logger.filters):
+            logger.addFilter(_DropLightningTips())
 
 
 def set_omp_wait_policy(interactive: bool) -> bool:

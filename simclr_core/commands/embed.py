@@ -31,8 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     add_source_args(p)
     p.add_argument("--data", help="labelled dataset spec (default with --run: its source's test split)")
-    p.add_argument("--method", choices=("umap", "pca", "tsne"), default="umap")
-    p.add_argument("--dims", type=int, choices=(2, 3), default=2)
+    p.add_argument(
+        "--method",
+        choices=("umap", "pca", "tsne"),
+        default="umap",
+        help="projection of the features: umap (neighbourhoods), pca (linear, fastest) or tsne; default umap",
+    )
+    p.add_argument("--dims", type=int, choices=(2, 3), default=2, help="coordinates per point (2 or 3); default 2")
     p.add_argument("--limit", type=int, help="project a seeded random subset of N points")
     p.add_argument("--seed", type=int, default=0, help="subset and UMAP/t-SNE seed")
     p.add_argument("--out", required=True, help="output .csv or .npz")

@@ -85,6 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "probe",
         help="linear probe vs labelled images per class, with baselines",
         description=__doc__.split("\n\n")[0],
+        epilog=__doc__[__doc__.index("``--json`` prints") :].replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_source_args(p)
@@ -116,7 +117,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--baseline-sizes", type=_sizes, help="sizes for --baseline supervised (default: the largest)")
     p.add_argument("--max-minutes", type=float, default=10.0, help="time budget of --baseline supervised")
     p.add_argument("--runs-dir", default="runs", help="where --baseline supervised writes its run directory")
-    p.add_argument("--json", action="store_true", help="print one JSON object (fields in this command's docstring)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (its fields are listed below)")
     p.set_defaults(func=run)
     return p
 

@@ -53,6 +53,8 @@ _METAVARS = {
     "monitor_share": "F",
 }
 _CHOICES = {"backbone": BACKBONES, "precision": PRECISIONS, "monitor": MONITORS}
+# A field's comment that is not right for --help (config.py's is about the fast recipe's choice).
+_HELP_INSTEAD = {"image_size": "side in pixels the images are decoded to and the views cropped to"}
 _NOTES = {
     "data": "'shapes[:unlabeled|train|test][?n=N&seed=S]' (built in, offline), "
     "'stl10[:unlabeled|train|train+unlabeled]', 'cifar10[:train|test]', or an image folder / .zip / .tar.gz",
@@ -111,7 +113,7 @@ def _default_text(name: str) -> str:
 
 
 def _help(name: str, comment: str | None) -> str:
-    parts = [p for p in (comment, _NOTES.get(name)) if p]
+    parts = [p for p in (_HELP_INSTEAD.get(name, comment), _NOTES.get(name)) if p]
     return ("; ".join(parts) + f" ({_default_text(name)})").replace("%", "%%")
 
 

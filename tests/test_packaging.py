@@ -1,0 +1,173 @@
+"""Packaging and CLI tidiness: the [project] table installs working commands; --version; help texts; no chatter.
+
+The install test builds a wheel from a copy of the sources (``pip install --no-deps
+--no-build-isolation --target``: offline, this venv's setuptools, the dependencies already here)
+and runs the installed console scripts from outside the repository.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+import warnings
+from pathlib import Path
+
+import pytest
+
+import simclr_core
+from simclr_core.__main__ import get_args_parser, main
+from simclr_core.process import LIGHTNING_TIP_LOGGERS, quiet_library_chatter
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = [
+    "pyproject.toml",
+    "README.md",
+    "requirements.txt",
+    "app.py",
+    ".streamlit",
+    "assets",
+    "pages",
+    "dashboard",
+    "simclr_core",
+]
+
+
+def _subparser(name: str):
+    return get_args_parser()._subparsers._group_actions[0].choices[name]
+
+
+def _help_of(command: str, flag: str) -> str:
+    action = next(a for a in _subparser(command)._actions if flag in a.option_strings)
+    return action.help or ""
+
+
+def test_version_flag_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"simclr-studio {simclr_core.__version__}"
+
+
+def test_help_texts() -> None:
+    assert "umap" in _help_of("embed", "--method") and "pca" in _help_of("embed", "--method")
+    assert "2 or 3" in _help_of("embed", "--dims")
+    image_size = _help_of("train", "--image-size")
+    assert "small" not in image_size and "default 96" in image_size  # the default really is 96
+    probe = _subparser("probe")
+    assert "docstring" not in _help_of("probe", "--json")
+    assert "table" in probe.format_help() and "timing_s" in probe.format_help()  # the fields --json's help points to
+
+
+def test_quiet_library_chatter_drops_only_the_tip_and_the_leafspec_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_library_chatter()
+        warnings.warn(
+            "`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec)` instead.",
+            FutureWarning,
+            stacklevel=1,
+        )
+        warnings.warn("some other future change", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["some other future change"]
+    logger = logging.getLogger(LIGHTNING_TIP_LOGGERS[0])
+    with caplog.at_level(logging.INFO, logger=LIGHTNING_TIP_LOGGERS[0]):
+        logger.info("💡 Tip: For seamless cloud logging, try installing litlogger")
+        logger.info("GPU available: False, used: False")
+    assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
+
+
+def test_project_table_matches_requirements() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert set(project["dynamic"]) == {"version", "dependencies"}  # single sources: __version__, requirements.txt
+    assert project["scripts"] == {
+        "simclr-studio": "simclr_core.__main__:cli",
+        "simclr-studio-dashboard": "dashboard.launch:main",
+    }
+    requirements = (ROOT / "requirements.txt").read_text()
+    assert "scikit-learn==" in requirements  # projection.py imports it
+
+
+def test_dashboard_launcher_finds_the_checkout_app() -> None:
+    from dashboard import launch
+
+    assert launch.app_path() == ROOT / "app.py"
+    argv = launch.streamlit_argv(["--server.port", "8600"])
+    assert argv[:3] == ["streamlit", "run", str(ROOT / "app.py")]
+    assert "--server.headless=true" in argv and argv[-2:] == ["--server.port", "8600"]
+
+
+def test_pip_install_gives_working_commands(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(path, src / name)
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(target), str(src)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert not (target / "pages").exists() and not (target / "app.py").exists()  # no generic top-level names
+    for package in ("simclr_core", "dashboard"):
+        for module in (ROOT / package).rglob("*.py"):
+            assert (target / module.relative_to(ROOT)).is_file(), module
+    app = target / "dashboard" / "app"
+    assert sorted(p.name for p in (app / "pages").glob("*.py")) == sorted(p.name for p in (ROOT / "pages").glob("*.py"))
+    assert (app / ".streamlit" / "config.toml").is_file() and (app / "assets" / "pipeline.svg").is_file()
+    metadata = next(target.glob("simclr_studio-*.dist-info")) / "METADATA"
+    text = metadata.read_text()
+    assert f"Version: {simclr_core.__version__}" in text
+    assert "Requires-Dist: scikit-learn" in text and "Requires-Dist: torch==2.14.1" in text
+    assert "Provides-Extra: tensorboard" in text
+
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    run = tmp_path / "elsewhere"  # not the checkout: only the installed copy can be imported
+    run.mkdir()
+
+    def command(name: str, *args: str) -> str:
+        out = subprocess.run(
+            [str(target / "bin" / name), *args], cwd=run, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert command("simclr-studio", "--version").strip() == f"simclr-studio {simclr_core.__version__}"
+    assert "probe" in command("simclr-studio", "--help")
+    assert f"app: {app / 'app.py'}" in command("simclr-studio-dashboard", "--help")
+
+
+def test_a_cli_process_prints_no_lightning_tip_and_no_leafspec_warning() -> None:
+    """The real libraries: a Trainer (its litlogger tip) and Lightning's _pytree (torch's LeafSpec warning)."""
+    code = (
+        "from simclr_core.process import configure_process\n"
+        "import sys\n"
+        "if sys.argv[1] == 'configured':\n"
+        "    configure_process()\n"
+        "import torch, pytorch_lightning as pl\n"
+        "from pytorch_lightning.utilities._pytree import _tree_flatten\n"
+        "pl.Trainer(default_root_dir=sys.argv[2], enable_checkpointing=False)\n"
+        "_tree_flatten(torch.tensor(1.0))\n"
+        "import warnings; warnings.warn('kept', FutureWarning)\n"
+    )
+
+    def stderr(mode: str, tmp: Path) -> str:
+        out = subprocess.run(
+            [sys.executable, "-W", "default", "-c", code, mode, str(tmp)],
+            cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
+        )  # fmt: skip
+        return out.stderr
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        quiet = stderr("configured", Path(tmp))
+        assert "litlogger" not in quiet and "LeafSpec" not in quiet
+        assert "kept" in quiet and "GPU available" in quiet  # other warnings and Lightning's info stay
