@@ -87,7 +87,7 @@ def test_ranks_above_zero_never_create_a_run_directory(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert env_global_rank() > 0
-    assert train_mod._open_run(prepared, tmp_path / "runs", "x", None, None) is None
+    assert train_mod._open_run(prepared, tmp_path / "runs", "x", None, None) == (None, None)  # no run, no lock
     assert not (tmp_path / "runs").exists()
     for key in env:
         monkeypatch.delenv(key)
