@@ -69,25 +69,11 @@ class TinyMapConv2d(nn.Conv2d):
 
 
 def use_tiny_map_convs(module: nn.Module) -> nn.Module:
-    """Turn every ``nn.Conv2d`` inside ``module`` into a ``TinyMapConv2d`` sharing its parameters; returns ``module``."""
-    for name, child in module.named_children():
+    """Make every ``nn.Conv2d`` inside ``module`` a ``TinyMapConv2d`` in place (same parameters); returns ``module``.
+
+    A class swap, not new modules: TinyMapConv2d adds no state, so nothing is re-allocated or re-initialised.
+    """
+    for child in module.modules():
         if type(child) is nn.Conv2d:
-            conv = TinyMapConv2d(
-                child.in_channels,
-                child.out_channels,
-                child.kernel_size,
-                stride=child.stride,
-                padding=child.padding,
-                dilation=child.dilation,
-                groups=child.groups,
-                bias=child.bias is not None,
-                padding_mode=child.padding_mode,
-                device=child.weight.device,
-                dtype=child.weight.dtype,
-            )
-            conv.weight = child.weight
-            conv.bias = child.bias
-            setattr(module, name, conv)
-        else:
-            use_tiny_map_convs(child)
+            child.__class__ = TinyMapConv2d
     return module
