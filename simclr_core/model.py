@@ -40,21 +40,29 @@ def make_backbone(name: str = "resnet18", small_input: bool = False) -> nn.Modul
     return use_tiny_map_convs(net)  # 32 px views through the standard stem end in 2x2 and 1x1 maps
 
 
-def make_head(feat_dim: int, hidden_dim: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(feat_dim, 4 * hidden_dim), nn.ReLU(inplace=True), nn.Linear(4 * hidden_dim, hidden_dim)
-    )
+def make_head(feat_dim: int, hidden_dim: int, batch_norm: bool = False) -> nn.Sequential:
+    """g: Linear-ReLU-Linear (SimCLR's); ``batch_norm`` puts BatchNorm1d before the ReLU, as BYOL's, Barlow Twins'
+    and VICReg's projectors have (without it BYOL's target tends to collapse)."""
+    wide = 4 * hidden_dim
+    norm = [nn.BatchNorm1d(wide)] if batch_norm else []
+    return nn.Sequential(nn.Linear(feat_dim, wide), *norm, nn.ReLU(inplace=True), nn.Linear(wide, hidden_dim))
 
 
 class SimCLRNet(nn.Module):
     """Backbone f and head g; ``forward`` returns (h: (B, feat), z: (B, hidden_dim))."""
 
-    def __init__(self, backbone: str = "resnet18", hidden_dim: int = 128, small_input: bool = False) -> None:
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        hidden_dim: int = 128,
+        small_input: bool = False,
+        head_batch_norm: bool = False,
+    ) -> None:
         super().__init__()
         self.backbone_name = backbone
         self.feat_dim = FEATURE_DIMS[backbone]
         self.backbone = make_backbone(backbone, small_input)
-        self.head = make_head(self.feat_dim, hidden_dim)
+        self.head = make_head(self.feat_dim, hidden_dim, head_batch_norm)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.backbone(x)
@@ -115,7 +123,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     cfg = hp.get("config", hp)
     try:
         net = SimCLRNet(
-            cfg.get("backbone", "resnet18"), int(cfg.get("hidden_dim", 128)), bool(cfg.get("small_input", False))
+            cfg.get("backbone", "resnet18"),
+            int(cfg.get("hidden_dim", 128)),
+            bool(cfg.get("small_input", False)),
+            head_batch_norm="head.1.running_mean" in weights,  # BYOL, Barlow Twins and VICReg runs' heads
         )
         net.load_state_dict(weights)
     except (RuntimeError, ValueError, KeyError) as err:
