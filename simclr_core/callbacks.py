@@ -37,6 +37,7 @@ from simclr_core.metrics import (
     ROW_KEYS,
     TRAIN_METRICS,
     VIEWS_PER_S,
+    tensorboard_tag,
 )
 from simclr_core.schedule import TrainingClock
 from simclr_core.store import Run
@@ -177,7 +178,7 @@ class MetricsWriter(pl.Callback):
         for row in rows:
             for key, value in row.items():
                 if key not in ROW_KEYS and value is not None and math.isfinite(value):
-                    self.tensorboard.add_scalar(key, value, row["step"], walltime=row["time"])
+                    self.tensorboard.add_scalar(tensorboard_tag(key), value, row["step"], walltime=row["time"])
 
     def close(self) -> None:
         if self.tensorboard:
@@ -190,7 +191,7 @@ class MetricsWriter(pl.Callback):
             # kNN chart's reference line.
             level = random_init_knn(trainer.val_dataloaders)
             if level is not None:
-                self.run.append_metrics([{"step": 0, "epoch": 0, "time": time.time(), KNN_ACC_RANDOM_INIT: level}])
+                self.write(trainer, [{"step": 0, "epoch": 0, "time": time.time(), KNN_ACC_RANDOM_INIT: level}])
         self.window_start = (trainer.global_step, time.time())
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:

@@ -55,6 +55,16 @@ VAL_METRICS = tuple(m.name for m in METRICS if m.when == "epoch" and m.name.star
 EPOCH_METRICS = tuple(m.name for m in METRICS if m.when == "epoch")
 
 
+def tensorboard_tag(name: str) -> str:
+    """The metric's TensorBoard tag: grouped by when it is measured, the seed's name kept inside the group.
+
+    ``train/train_loss``, ``train/lr``, ``val/val_acc_top5``, ``val/knn_acc``: TensorBoard draws one section
+    per group, and its tag filter (``train_loss``) finds both a run's curve and the tutorial's (flat tags).
+    """
+    when = next((m.when for m in METRICS if m.name == name), "step")
+    return f"{'train' if when == 'step' else 'val'}/{name}"
+
+
 def is_per_epoch(name: str) -> bool:
     """True for a metric measured once per validation (drawn with markers), False for per-step ones."""
     return name in EPOCH_METRICS or name == KNN_ACC_RANDOM_INIT
