@@ -1,0 +1,103 @@
+"""The tutorial's published files (UvA DL tutorial 17, the seed): the event files of its SimCLR and ResNet runs.
+
+Fetched the way the seed fetches them: ``base_url + file_name`` from the tutorial's saved-models repository,
+into ``<data root>/tutorial17/<file_name>`` (the seed's own ``CHECKPOINT_PATH`` layout), once. Downloads
+report progress through a callback and end in one clear message when the machine is offline, saying
+where to put a copy brought by hand (found there from then on).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+# The seed's base_url; $SIMCLR_STUDIO_TUTORIAL_URL points at a mirror (or a test server) instead.
+BASE_URL = "https://raw.githubusercontent.com/phlippe/saved_models/main/tutorial17/"
+URL_ENV = "SIMCLR_STUDIO_TUTORIAL_URL"
+TIMEOUT_S = 30.0
+_CHUNK = 1 << 16
+
+Progress = Callable[[str, float], None] | None
+
+
+@dataclass(frozen=True)
+class TutorialFile:
+    name: str  # path below the base URL and below <data root>/tutorial17/
+    title: str
+    size: str  # as the user should expect it
+
+
+FILES = {
+    "simclr_events": TutorialFile(
+        "tensorboards/SimCLR/events.out.tfevents.SimCLR", "the tutorial's SimCLR run (500 epochs)", "1.1 MB"
+    ),
+    "resnet_events": TutorialFile(
+        "tensorboards/classification/ResNet/events.out.tfevents.ResNet",
+        "the tutorial's supervised ResNet-18 run",
+        "33 kB",
+    ),
+}
+
+
+class DownloadError(RuntimeError):
+    """A download that could not finish; the message says what to do instead (one line)."""
+
+
+def base_url() -> str:
+    url = os.environ.get(URL_ENV) or BASE_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def local_path(key: str, root: Path) -> Path:
+    """Where the file lives on this machine: ``<root>/tutorial17/<name>``."""
+    return root / "tutorial17" / FILES[key].name
+
+
+def fetch(key: str, root: Path, progress: Progress = None) -> Path:
+    """The file's local path, downloaded first if it is not there yet."""
+    item = FILES[key]
+    target = local_path(key, root)
+    if target.is_file() and target.stat().st_size > 0:
+        return target
+    url = base_url() + item.name
+    part = target.with_name(target.name + ".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        request = urllib.request.Request(url, headers={"User-Agent": "simclr-studio"})
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(part, "wb") as fh:
+            total = int(response.headers.get("Content-Length") or 0)
+            got = 0
+            while chunk := response.read(_CHUNK):
+                fh.write(chunk)
+                got += len(chunk)
+                if progress is not None:
+                    of = f" of {total / 1e6:.1f} MB" if total else ""
+                    progress(f"downloading {item.title}: {got / 1e6:.1f} MB{of}", got / total if total else 0.0)
+        if total and got != total:
+            raise DownloadError(f"the download of {item.title} from {url} stopped at {got} of {total} bytes; try again")
+        part.replace(target)
+    except urllib.error.HTTPError as err:
+        part.unlink(missing_ok=True)
+        raise DownloadError(
+            f"could not download {item.title} from {url}: the server answered HTTP {err.code} {err.reason}. "
+            f"Download it elsewhere and upload it here, or put it at {target}"
+        ) from None
+    except (TimeoutError, urllib.error.URLError, ConnectionError) as err:
+        part.unlink(missing_ok=True)
+        reason = err.reason if isinstance(err, urllib.error.URLError) else err
+        raise DownloadError(
+            f"could not download {item.title} ({item.size}) from {url} ({reason}): this machine seems to be "
+            f"offline. On a machine with internet, download that address and upload the file here, or copy it "
+            f"to {target} (it is found there from then on)"
+        ) from None
+    except OSError as err:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"could not save {item.title} to {target}: {err.strerror or err}") from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return target
