@@ -211,8 +211,11 @@ def thumbnail_grid(
 
 
 def uploaded_checkpoint(upload: UploadedFile) -> Path | None:
-    """Save an uploaded checkpoint under the data root (named by its content) once it loads; else say why."""
-    from simclr_core.data import data_root
+    """Save an uploaded checkpoint under the data root (named by its content) once it loads; else say why.
+
+    The uploads folder is capped: the least recently used checkpoints go first (``simclr_core.data.lru``).
+    """
+    from simclr_core.data import data_root, lru
     from simclr_core.model import load_checkpoint
 
     data = upload.getvalue()
@@ -226,4 +229,7 @@ def uploaded_checkpoint(upload: UploadedFile) -> Path | None:
             tmp.unlink(missing_ok=True)
             return None
         tmp.replace(path)
+        lru.enforce(data_root(), "uploads", keep=(path,))
+    else:
+        lru.touch(path)
     return path

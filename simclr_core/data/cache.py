@@ -3,6 +3,8 @@
 Each entry is built in a temporary folder and renamed into place in one step, so a killed
 process never leaves a half-written cache. Images are filled chunk by chunk straight into a
 memory-mapped ``.npy`` so that even STL10's 2.8 GB unlabelled split is never held twice.
+The folder is capped (``lru``): each hit marks its entry used, each new entry evicts the least
+recently used ones beyond the cap.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from simclr_core.data import lru
 from simclr_core.data.imageset import ImageSet
 from simclr_core.processes import pid_alive
 
@@ -57,6 +60,7 @@ def load_cached(path: Path, spec: str) -> ImageSet | None:
         labels = np.load(path / "labels.npy")
     except (OSError, ValueError, json.JSONDecodeError):
         return None
+    lru.touch(path)
     return ImageSet(
         images=torch.from_numpy(images),
         labels=torch.from_numpy(labels.astype(np.int64, copy=False)),
@@ -135,6 +139,7 @@ class CacheWriter:
                 shutil.rmtree(self.final, ignore_errors=True)
                 os.rename(self.tmp, self.final)
         _remove_leftovers(self.base, self.key.split("-")[-2], keep=self.key)
+        lru.enforce(self.base.parent, "decoded", keep=(self.final,))
         return self.final
 
     def abort(self) -> None:
