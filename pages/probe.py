@@ -26,7 +26,8 @@ if not runs:
 current = ss.get("run_id")
 if "keep.probe_runs" not in ss:
     ss["keep.probe_runs"] = [current] if current in runs else runs[:1]
-ss["keep.probe_runs"] = [r for r in ss["keep.probe_runs"] if r in runs]
+# A run that vanished (deleted, or between two writes of its files) leaves the others chosen; never none.
+ss["keep.probe_runs"] = [r for r in ss["keep.probe_runs"] if r in runs] or ([current] if current in runs else runs[:1])
 
 st.multiselect("Runs", runs, key="keep.probe_runs", format_func=services.run_label)
 c = st.columns([2.4, 1, 1, 1])

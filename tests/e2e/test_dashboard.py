@@ -246,7 +246,9 @@ def test_probe_with_two_sizes_draws_the_figure(page, server):
         box.fill(value)
         box.press("Enter")
         idle(page)
-    page.get_by_role("button", name="Run probe").click()
+    run_probe = page.get_by_role("button", name="Run probe")
+    wait_for(run_probe.is_enabled, 120, "Run probe stayed disabled")
+    run_probe.click()
     page.get_by_role("button", name="Download CSV").wait_for(timeout=180_000)  # results written and shown
     # Past results load from the run directory: a fresh visit shows the figure without recomputing.
     open_page(page, server, "probe")
