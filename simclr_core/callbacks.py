@@ -129,6 +129,7 @@ class MetricsWriter(pl.Callback):
         self.views_per_step = views_per_step
         self.stop = stop
         self.pending: list[tuple[int, int, float, torch.Tensor, float]] = []
+        self.names = TRAIN_METRICS  # the columns of the module's last_train_metrics (its train_metric_names)
         self.last_flush = 0.0
         self.window_start: tuple[int, float] | None = None
         self.last_epoch = 0  # epoch of the last recorded training step
@@ -155,7 +156,7 @@ class MetricsWriter(pl.Callback):
         self.window_start = (end_step, end_time)
         rows = []
         for (step, epoch, t, _, lr), vals in zip(pending, values, strict=True):
-            metrics = dict(zip(TRAIN_METRICS, vals, strict=True))
+            metrics = dict(zip(self.names, vals, strict=True))
             rows.append({"step": step, "epoch": epoch, "time": t, **metrics, LR: lr, VIEWS_PER_S: speed})
             if not math.isfinite(vals[0]):
                 self.stop.fail(
@@ -193,6 +194,7 @@ class MetricsWriter(pl.Callback):
             if level is not None:
                 self.write(trainer, [{"step": 0, "epoch": 0, "time": time.time(), KNN_ACC_RANDOM_INIT: level}])
         self.window_start = (trainer.global_step, time.time())
+        self.names = getattr(pl_module, "train_metric_names", TRAIN_METRICS)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         metrics = getattr(pl_module, "last_train_metrics", None)

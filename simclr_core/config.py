@@ -190,6 +190,8 @@ def load_augmentation(preset_or_file: str, crop_size: int | None = None) -> Augm
 
 
 BACKBONES = ("resnet10", "resnet18", "resnet34", "resnet50")
+# simclr_core/methods: simclr (NT-Xent), byol, barlowtwins, vicreg, and supcon, which trains on labels.
+METHODS = ("simclr", "byol", "barlowtwins", "vicreg", "supcon")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 MONITORS = ("val_acc_top5", "knn_acc")
 
@@ -203,6 +205,9 @@ class TrainConfig:
     image_size: int = 96  # decode and crop side; 32 with small_input for CPU demos
     limit_images: int | None = None  # use only the first N training images (quick experiments)
     val_limit: int | None = None  # use a class-balanced subset of N validation images (val_* and knn_acc)
+    # Training objective (simclr_core/methods): simclr, byol, barlowtwins, vicreg, or supcon (supervised: trains on
+    # the labels of a labelled --data split such as cifar10:train).
+    method: str = "simclr"
     backbone: str = "resnet18"  # encoder f (torchvision ResNet, from scratch)
     small_input: bool = False  # 3x3 stride-1 first conv, no max-pool: for 32x32 inputs
     hidden_dim: int = 128  # projection output; the head is feat -> 4*hidden -> hidden
@@ -211,7 +216,7 @@ class TrainConfig:
     max_minutes: float | None = None  # wall-clock budget; the run ends cleanly as finished
     lr: float = 5e-4  # AdamW learning rate
     warmup_epochs: float = 0.0  # linear warm-up before cosine annealing to lr/50
-    temperature: float = 0.07  # InfoNCE temperature
+    temperature: float = 0.07  # InfoNCE temperature (simclr, supcon)
     weight_decay: float = 1e-4  # AdamW weight decay
     n_views: int = 2  # augmented views per image
     aug: AugmentationConfig = field(default_factory=AugmentationConfig)
@@ -259,6 +264,8 @@ class TrainConfig:
             raise ConfigError(f"temperature must be > 0 (the seed uses 0.07), got {self.temperature}")
         if self.n_views < 2:
             raise ConfigError(f"n_views must be at least 2 (a positive pair needs two views), got {self.n_views}")
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.backbone not in BACKBONES:
             raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         if self.precision not in PRECISIONS:

@@ -24,6 +24,14 @@ VAL_ACC_TOP5 = "val_acc_top5"
 VAL_ACC_MEAN_POS = "val_acc_mean_pos"
 KNN_ACC = "knn_acc"
 KNN_ACC_RANDOM_INIT = "knn_acc_random_init"
+RANKME = "rankme"
+# The methods' own loss terms (simclr_core/methods), per training step of the runs of that method.
+TRAIN_MOMENTUM = "train_momentum"
+TRAIN_ON_DIAGONAL = "train_on_diagonal"
+TRAIN_OFF_DIAGONAL = "train_off_diagonal"
+TRAIN_INVARIANCE = "train_invariance"
+TRAIN_VARIANCE = "train_variance"
+TRAIN_COVARIANCE = "train_covariance"
 
 
 @dataclass(frozen=True)
@@ -46,10 +54,27 @@ METRICS: tuple[Metric, ...] = (
     Metric(VAL_ACC_MEAN_POS, "epoch", "train_acc_mean_pos on the validation views"),
     Metric(KNN_ACC, "epoch", "leave-one-out weighted kNN accuracy of frozen backbone features"),
     Metric(KNN_ACC_RANDOM_INIT, "start", "knn_acc of the untrained encoder: the kNN chart's reference level"),
+    Metric(RANKME, "epoch", "effective rank (RankMe) of the validation images' backbone features: low means collapse"),
+    Metric(TRAIN_MOMENTUM, "step", "byol: the target network's EMA momentum tau of the step"),
+    Metric(TRAIN_ON_DIAGONAL, "step", "barlowtwins: sum of (1 - C_ii)^2, the invariance term"),
+    Metric(TRAIN_OFF_DIAGONAL, "step", "barlowtwins: sum of C_ij^2 off the diagonal, the redundancy term (unweighted)"),
+    Metric(TRAIN_INVARIANCE, "step", "vicreg: mean squared distance between the views' embeddings (unweighted)"),
+    Metric(TRAIN_VARIANCE, "step", "vicreg: hinge on each dimension's std below 1, both views (unweighted)"),
+    Metric(TRAIN_COVARIANCE, "step", "vicreg: squared off-diagonal covariances over D, both views (unweighted)"),
+)
+METHOD_METRICS = (
+    TRAIN_MOMENTUM,
+    TRAIN_ON_DIAGONAL,
+    TRAIN_OFF_DIAGONAL,
+    TRAIN_INVARIANCE,
+    TRAIN_VARIANCE,
+    TRAIN_COVARIANCE,
 )
 
-# In the order of ``SimCLRModule.last_train_metrics`` (loss, top-1, top-5, mean rank).
-TRAIN_METRICS = tuple(m.name for m in METRICS if m.when == "step" and m.name.startswith("train_"))
+# In the order of ``SimCLRModule.last_train_metrics`` (loss, top-1, top-5, mean rank; the method's terms follow).
+TRAIN_METRICS = tuple(
+    m.name for m in METRICS if m.when == "step" and m.name.startswith("train_") and m.name not in METHOD_METRICS
+)
 STEP_METRICS = tuple(m.name for m in METRICS if m.when == "step")
 VAL_METRICS = tuple(m.name for m in METRICS if m.when == "epoch" and m.name.startswith("val_"))
 EPOCH_METRICS = tuple(m.name for m in METRICS if m.when == "epoch")

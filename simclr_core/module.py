@@ -1,4 +1,10 @@
-"""The SimCLR LightningModule: uint8 batch -> on-device views -> f, g -> InfoNCE, plus the seed's validation.
+"""The LightningModule: uint8 batch -> on-device views -> f, g -> the method's loss, plus the seed's validation.
+
+The method (``config.method``, ``simclr_core.methods``) is SimCLR's InfoNCE by default; BYOL, Barlow Twins,
+VICReg and SupCon use the same encoder f and head g (``net``), so every consumer of a checkpoint reads
+``net.*`` alike; BYOL's predictor and target network live in ``objective.*``. Every method also logs the
+positive-pair ranking metrics (``train_acc_*``), its own loss terms, and at validation the kNN monitor and
+the effective rank of the features (RankMe).
 
 Batches are uint8 images straight from the in-memory dataset (``data.batches.UInt8Images``); the
 augmentation runs here, on the training device, in float32 outside autocast. Every step's
@@ -23,10 +29,12 @@ from torch import nn
 
 from simclr_core.augment import make_views
 from simclr_core.config import TrainConfig
-from simclr_core.distributed import DDP_CONTROL_EVERY, broadcast_from_zero, global_info_nce
+from simclr_core.distributed import DDP_CONTROL_EVERY, broadcast_from_zero
 from simclr_core.knn import knn_accuracy
-from simclr_core.metrics import KNN_ACC, TRAIN_LOSS
+from simclr_core.methods import BATCH_NORM_HEAD, RANK_METRICS, make_method
+from simclr_core.metrics import KNN_ACC, RANKME, TRAIN_LOSS, TRAIN_METRICS
 from simclr_core.model import SimCLRNet
+from simclr_core.rankme import rankme
 from simclr_core.schedule import TrainingClock, budget_factor, cosine_warmup_factor
 from simclr_core.seeding import stream_seed
 
@@ -41,7 +49,8 @@ def normalise_u8(images_u8: torch.Tensor, mean: tuple[float, ...], std: tuple[fl
 
 
 class SimCLRModule(pl.LightningModule):
-    """SimCLR with ``net`` = ``model.SimCLRNet``; checkpoints hold ``net.*`` and ``hyper_parameters["config"]``.
+    """``config.method`` on ``net`` = ``model.SimCLRNet``; checkpoints hold ``net.*``, ``objective.*`` and
+    ``hyper_parameters["config"]``.
 
     The lr schedule is sized by the Trainer's step estimate, or by ``config.max_minutes`` (``schedule``).
     ``knn_query_mask`` ((N_val,) bool over validation indices) says which labelled images are kNN
@@ -55,9 +64,12 @@ class SimCLRModule(pl.LightningModule):
             config = TrainConfig.from_dict(config)
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
-        self.net = SimCLRNet(config.backbone, config.hidden_dim, config.small_input)
+        self.net = SimCLRNet(config.backbone, config.hidden_dim, config.small_input, config.method in BATCH_NORM_HEAD)
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        self.objective = make_method(config.method, self.net, config.hidden_dim)
+        # The names of last_train_metrics' entries, as metrics.jsonl columns.
+        self.train_metric_names = (*TRAIN_METRICS, *(f"train_{t}" for t in self.objective.terms))
         self.steps_per_epoch = (
             1  # only used outside a Trainer; inside one the Trainer's step estimate sizes the schedule
         )
@@ -67,7 +79,7 @@ class SimCLRModule(pl.LightningModule):
         self.global_batch = config.batch_size
         self.knn_query_mask: torch.Tensor | None = None
         self.skip_validation = False  # set when the user stops: no slow validation on the way out
-        self.last_train_metrics: torch.Tensor | None = None  # (4,) loss, top1, top5, mean_pos; reduced
+        self.last_train_metrics: torch.Tensor | None = None  # loss, top1, top5, mean_pos, method terms; reduced
         self._generator: torch.Generator | None = None
         self._val_feats: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.paced_out = False  # this epoch's validation is skipped to keep the monitor's share of the time
@@ -103,12 +115,18 @@ class SimCLRModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.net(x)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        images, _ = batch
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        # (images, index), or (images, labels, index) when the method trains on labels (supcon).
+        images, labels = batch[0], batch[1] if len(batch) == 3 else None
+        if self.global_step > 0:
+            # BYOL's target follows the last optimiser step here rather than after it, so that last.ckpt, saved
+            # between the two, holds the online and target networks as one consistent pair.
+            self.objective.after_step(self.net, self.schedule_fraction())
         views = self._views(images, self._seeded("train", self.global_step))
         _, z = self.net(views)
-        loss, metrics = global_info_nce(z, self.config.temperature, self.config.n_views)
-        vec = torch.stack([loss.detach().float(), metrics["acc_top1"], metrics["acc_top5"], metrics["acc_mean_pos"]])
+        loss, metrics = self.objective(z, views, labels, self.config.n_views, self.config.temperature)
+        names = (*RANK_METRICS, *self.objective.terms)
+        vec = torch.stack([loss.detach().float(), *(metrics[k].float() for k in names)])
         if self.trainer.world_size > 1:
             vec = self.trainer.strategy.reduce(vec, reduce_op="mean")
         self.last_train_metrics = vec
@@ -122,8 +140,10 @@ class SimCLRModule(pl.LightningModule):
         lr = cfg.lr * (self.global_batch / 256 if cfg.scale_lr else 1.0)
         # fused: one kernel per parameter tensor instead of ~10 small ops each (CPU and CUDA): 34 -> 6 CPU-ms per
         # step for ResNet-18, and no thread-team hand-off per tiny op (see BENCHMARKS.md, "Where the time goes").
-        opt = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=cfg.weight_decay, fused=True)
+        trained = [p for p in self.parameters() if p.requires_grad]  # not BYOL's target: it follows the online net
+        opt = torch.optim.AdamW(trained, lr=lr, weight_decay=cfg.weight_decay, fused=True)
         total = self._planned_steps()
+        self._total_steps = total
         warmup = round(cfg.warmup_epochs * total / cfg.epochs)
 
         def factor(step: int) -> float:
@@ -153,6 +173,11 @@ class SimCLRModule(pl.LightningModule):
         elif self.global_step % DDP_CONTROL_EVERY == 0:
             # Clocks drift apart across ranks; every rank must step the same lr, so rank 0's clock decides.
             self.budget_fraction = float(broadcast_from_zero(self.trainer, self.clock.fraction()))
+
+    def schedule_fraction(self) -> float:
+        """The share of training done that the schedules follow: the budget's or the planned steps', the further."""
+        steps = self.global_step / max(1, getattr(self, "_total_steps", None) or self._planned_steps())
+        return max(self.budget_fraction, steps) if self.clock.budget_s else steps
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # Started after the first step: one-off compile and warm-up costs (the numba kernel, cuDNN autotuning)
@@ -195,11 +220,12 @@ class SimCLRModule(pl.LightningModule):
         query = self._query_mask(index) if self.knn_query_mask is not None else torch.ones_like(index, dtype=torch.bool)
         n = int(query.sum())
         if n >= 2:
-            _, z = self.net(self._views(images[query], self._seeded("val", batch_idx)))
-            loss, metrics = global_info_nce(z, self.config.temperature, self.config.n_views)
+            views = self._views(images[query], self._seeded("val", batch_idx))
+            _, z = self.net(views)
+            loss, metrics = self.objective(z, views, labels[query], self.config.n_views, self.config.temperature)
             self.log("val_loss", loss, on_epoch=True, sync_dist=True, batch_size=n)
-            for name, value in metrics.items():
-                self.log(f"val_{name}", value, on_epoch=True, sync_dist=True, batch_size=n)
+            for name in RANK_METRICS:
+                self.log(f"val_{name}", metrics[name], on_epoch=True, sync_dist=True, batch_size=n)
         if self.knn_query_mask is not None:
             self._val_feats.append((self._features(images), labels, index))
 
@@ -259,6 +285,8 @@ class SimCLRModule(pl.LightningModule):
         acc = knn_accuracy(h, labels, h[rows], labels[rows], k=self.config.knn_k, exclude=rows)
         # Identical on every rank (features were gathered); sync_dist only keeps Lightning quiet.
         self.log(KNN_ACC, torch.as_tensor(acc, dtype=torch.float32, device=self.device), sync_dist=True)
+        # Label-free: how many dimensions the features use (1 = collapsed), for every method alike.
+        self.log(RANKME, torch.as_tensor(rankme(h), dtype=torch.float32, device=self.device), sync_dist=True)
 
 
 def _first_occurrence(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -73,6 +73,7 @@ class Prepared:
     precision: str
     world: int
     per_device_batch: int
+    train_labels: torch.Tensor | None = None  # (N,) int64, only for a method that trains on labels (supcon)
 
 
 def default_val_spec(data: str) -> str | None:
@@ -109,6 +110,7 @@ def prepare(config: TrainConfig, data_progress: Callable[..., None] | None = Non
             f"batch_size {config.batch_size} is larger than the {n} training images of {config.data!r}; "
             f"lower --batch-size to at most {n} or use more images"
         )
+    train_labels = _train_labels(config, train_set.labels[:n]) if config.method == "supcon" else None
     val_spec = config.val_data or default_val_spec(config.data)
     val_images = val_labels = mask = None
     if val_spec:
@@ -139,7 +141,19 @@ def prepare(config: TrainConfig, data_progress: Callable[..., None] | None = Non
         precision,
         world,
         per_device,
+        train_labels,
     )
+
+
+def _train_labels(config: TrainConfig, labels: torch.Tensor) -> torch.Tensor:
+    """The training images' labels for supcon, refused in one line when some image has none."""
+    missing = int((labels < 0).sum())
+    if missing:
+        raise ConfigError(
+            f"method supcon trains on labels, but {missing} of the {len(labels)} training images of {config.data!r} "
+            "have none; train on a labelled split (e.g. cifar10:train, shapes:train) or use a self-supervised method"
+        )
+    return labels.clone()
 
 
 # -- recording ------------------------------------------------------------------------------------
@@ -191,7 +205,7 @@ def _loaders(prepared: Prepared) -> tuple[DataLoader, DataLoader | None]:
     train_sampler = EpochBatches(
         len(prepared.train_images), prepared.per_device_batch, shuffle=True, seed=cfg.seed, world=prepared.world
     )
-    train = batch_loader(UInt8Images(prepared.train_images), train_sampler, pin)
+    train = batch_loader(UInt8Images(prepared.train_images, prepared.train_labels), train_sampler, pin)
     val = None
     if prepared.val_images is not None:
         val_sampler = EpochBatches(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from simclr_core.config import (
     BACKBONES,
+    METHODS,
     MONITORS,
     PRECISIONS,
     RECIPES,
@@ -52,7 +53,7 @@ _METAVARS = {
     "batch_size": "B",
     "monitor_share": "F",
 }
-_CHOICES = {"backbone": BACKBONES, "precision": PRECISIONS, "monitor": MONITORS}
+_CHOICES = {"backbone": BACKBONES, "method": METHODS, "precision": PRECISIONS, "monitor": MONITORS}
 # A field's comment that is not right for --help (config.py's is about the fast recipe's choice).
 _HELP_INSTEAD = {"image_size": "side in pixels the images are decoded to and the views cropped to"}
 _NOTES = {

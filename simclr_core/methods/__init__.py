@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from simclr_core.config import METHODS
 from simclr_core.methods.barlowtwins import BarlowTwins
 from simclr_core.methods.base import RANK_METRICS, Method
 from simclr_core.methods.byol import BYOL
@@ -15,7 +16,6 @@ from simclr_core.methods.simclr import SimCLR
 from simclr_core.methods.supcon import SupCon
 from simclr_core.methods.vicreg import VICReg
 
-METHODS = ("simclr", "byol", "barlowtwins", "vicreg", "supcon")
 LABELS = {
     "simclr": "SimCLR",
     "byol": "BYOL",

@@ -47,4 +47,5 @@ class Method(nn.Module):
         raise NotImplementedError
 
     def after_step(self, net: nn.Module, fraction: float) -> None:
-        """Called after each optimiser step with the share of the budget done (BYOL moves its target)."""
+        """Once per optimiser step, with the share of the budget done (BYOL moves its target); ``SimCLRModule``
+        calls it at the start of the next step."""
