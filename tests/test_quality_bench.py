@@ -62,3 +62,25 @@ def test_newest_result_per_cell_and_the_targets(tmp_path: Path) -> None:
     row = next(r for r in section.rows if r[:3] == ["cifar10", "fast", "20"])
     assert row[4] == "61.0" and row[5].endswith("/ 66.0")
     assert load_records(tmp_path / "absent.jsonl") == []
+
+
+def test_method_cells_parse_with_epochs_or_minutes_and_render_their_own_table() -> None:
+    from simclr_core.bench.quality_bench import methods_section_from
+
+    assert parse_cells("cifar10:fast:1ep:byol, shapes:fast:5:vicreg") == [
+        ("cifar10", "fast", 0.0, "byol", 1),
+        ("shapes", "fast", 5.0, "vicreg", None),
+    ]
+    for bad in ("cifar10:fast:1ep:moco", "cifar10:fast:xep:byol", "cifar10:fast:1:byol:extra"):
+        with pytest.raises(ConfigError):
+            parse_cells(bad)
+    rows = [
+        {**record("cifar10", "fast", 0.0, knn=0.40, probe=0.45, t=1.0), "method": "byol", "budget": "1ep"},
+        {**record("cifar10", "fast", 0.0, knn=0.42, probe=0.47, t=2.0), "method": "byol", "budget": "1ep"},
+        {**record("cifar10", "fast", 0.0, knn=0.44, probe=0.50, t=1.0), "method": "simclr", "budget": "1ep"},
+    ]
+    rows[1].update(steps_per_s=1.25, rankme=[(100, 37.4)])
+    section = methods_section_from(rows)
+    assert [r[:3] for r in section.rows] == [["cifar10", "byol", "1ep"], ["cifar10", "simclr", "1ep"]]
+    byol = section.rows[0]
+    assert byol[4] == "1.25" and byol[5] == "42.0" and byol[6].endswith("4000: 47.0") and byol[7] == "37"

@@ -10,6 +10,11 @@ labelled set, plus the kNN accuracy of its 2-D UMAP map (do classes form islands
 
 Every cell's result is appended to ``benchmarks/quality.jsonl`` with its commands, so the variants
 tried while tuning stay on record and the tables are rendered from all of them.
+
+Method cells (``DATA:VARIANT:BUDGET:METHOD``, e.g. ``cifar10:fast:1ep:byol``) train the recipe with
+``--method``; a budget ``Nep`` is N epochs with no time limit, so methods are compared at equal step
+counts whatever else the machine runs (a shared machine distorts minutes, not steps). supcon trains on
+the labelled bank. They go to ``benchmarks/methods.jsonl`` and their own table, with steps/s.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 from simclr_core.bench.core import ROOT, BenchError, Check, Options, Section
 
 RESULTS = ROOT / "benchmarks" / "quality.jsonl"
+METHOD_RESULTS = ROOT / "benchmarks" / "methods.jsonl"
 WORKDIR = ROOT / "test-artifacts" / "quality"  # the cells' run directories, kept for screenshots and a look
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10-train.tar.gz"
 # (data, recipe, minutes[, variant flags]); the default cells of the section.
@@ -104,15 +110,31 @@ def map_knn(run_dir: Path, spec: str) -> float:
 
 
 def run_cell(
-    data: str, variant: str, minutes: float, workdir: Path, extra: list[str] | None = None, results: Path = RESULTS
+    data: str,
+    variant: str,
+    minutes: float,
+    workdir: Path,
+    extra: list[str] | None = None,
+    results: Path = RESULTS,
+    method: str | None = None,
+    epochs: int | None = None,
 ) -> dict[str, Any]:
-    """Train one cell, score it, return the record (also appended to RESULTS)."""
+    """Train one cell, score it, return the record (also appended to ``results``).
+
+    ``method``: train with ``--method`` (supcon on the labelled bank); ``epochs``: that many epochs and no
+    time budget (``minutes`` is then only the label), for comparisons at equal step counts.
+    """
     recipe, flags = VARIANTS[variant]
     train_spec, bank, scored, sizes = specs(data)
     files = _aug_files(workdir)
     flags = [f.format(**files) for f in flags] + list(extra or [])
-    name = f"q-{data}-{variant}-{minutes:g}m"
-    train_args = ["train", "--recipe", recipe, "--data", train_spec, "--max-minutes", f"{minutes:g}", *flags]
+    budget = ["--max-minutes", f"{minutes:g}"] if epochs is None else ["--epochs", str(epochs), "--max-minutes", "600"]
+    if method is not None:
+        flags += ["--method", method]
+        train_spec = bank if method == "supcon" else train_spec
+    name = f"q-{data}-{variant}-{minutes:g}m" if epochs is None else f"q-{data}-{variant}-{epochs}ep"
+    name += f"-{method}" if method else ""
+    train_args = ["train", "--recipe", recipe, "--data", train_spec, *budget, *flags]
     train_args += ["--runs-dir", str(workdir / "runs"), "--name", name, "--no-progress"]
     t0 = time.time()
     out = _cli(train_args, workdir / f"{name}.train.log")
@@ -144,15 +166,26 @@ def run_cell(
         "epochs": _epochs(run_dir, steps[-1]["step"]) if steps else 0.0,
         "lr_last_over_peak": (steps[-1]["lr"] / max(r["lr"] for r in steps)) if steps else None,
         "knn_monitor": [(r["step"], r["knn_acc"]) for r in rows if "knn_acc" in r],
+        "rankme": [(r["step"], r["rankme"]) for r in rows if r.get("rankme") is not None],
+        "steps_per_s": _steps_per_s(steps),
         "table": table,
-        "map_knn": map_knn(run_dir, scored) if data == "shapes" else None,
+        "map_knn": map_knn(run_dir, scored) if data == "shapes" and method is None else None,
         "seconds": round(time.time() - t0),
         "created_at": time.time(),
     }
+    if method is not None:
+        record.update(method=method, budget=f"{epochs}ep" if epochs is not None else f"{minutes:g}m")
     results.parent.mkdir(exist_ok=True)
     with results.open("a") as f:
         f.write(json.dumps(record) + "\n")
     return record
+
+
+def _steps_per_s(steps: list[dict[str, Any]]) -> float | None:
+    """Training steps per second between the first and last recorded step (validation pauses included)."""
+    if len(steps) < 2:
+        return None
+    return round((steps[-1]["step"] - steps[0]["step"]) / max(1e-9, steps[-1]["time"] - steps[0]["time"]), 3)
 
 
 def _json(text: str) -> dict[str, Any]:
@@ -251,23 +284,70 @@ def _checks(cells: dict[tuple[str, str, float], dict[str, Any]]) -> list[Check]:
     ]
 
 
-def parse_cells(text: str) -> list[tuple[str, str, float]]:
-    """'cifar10:fast:5,shapes:fast-nojitter:5' -> cells; refuses unknown datasets and variants."""
-    from simclr_core.config import ConfigError
+def parse_cells(text: str) -> list[tuple]:
+    """'cifar10:fast:5,shapes:fast-nojitter:5' -> (data, variant, minutes) cells; with a 4th field METHOD
+    ('cifar10:fast:1ep:byol') -> (data, variant, minutes, method, epochs) method cells, the budget in minutes
+    or 'Nep' epochs (minutes then 0). Refuses unknown datasets, variants and methods."""
+    from simclr_core.config import METHODS, ConfigError
 
-    cells = []
+    cells: list[tuple] = []
     for item in filter(None, (t.strip() for t in text.split(","))):
         parts = item.split(":")
-        if len(parts) != 3 or parts[0] not in ("cifar10", "shapes") or parts[1] not in VARIANTS:
+        if len(parts) not in (3, 4) or parts[0] not in ("cifar10", "shapes") or parts[1] not in VARIANTS:
             raise ConfigError(
-                f"quality cell {item!r} must be DATA:VARIANT:MINUTES with DATA cifar10|shapes and VARIANT {'|'.join(VARIANTS)}"
+                f"quality cell {item!r} must be DATA:VARIANT:MINUTES[:METHOD] with DATA cifar10|shapes and VARIANT "
+                f"{'|'.join(VARIANTS)}"
             )
+        if len(parts) == 4 and parts[3] not in METHODS:
+            raise ConfigError(f"quality cell {item!r}: unknown method {parts[3]!r}; choose one of {', '.join(METHODS)}")
+        epochs = None
         try:
-            minutes = float(parts[2])
+            if len(parts) == 4 and parts[2].endswith("ep"):
+                epochs, minutes = int(parts[2][:-2]), 0.0
+            else:
+                minutes = float(parts[2])
         except ValueError:
-            raise ConfigError(f"quality cell {item!r}: minutes must be a number") from None
-        cells.append((parts[0], parts[1], minutes))
+            raise ConfigError(f"quality cell {item!r}: the budget must be minutes or Nep (epochs)") from None
+        cells.append(
+            (parts[0], parts[1], minutes) if len(parts) == 3 else (parts[0], parts[1], minutes, parts[3], epochs)
+        )
     return cells
+
+
+def methods_section_from(records: list[dict[str, Any]]) -> Section:
+    """The BENCHMARKS.md block of the method cells: the newest result per (data, budget, method)."""
+    cells: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: r["created_at"]):
+        cells[(r["data"], r["budget"], r["method"])] = r
+    headers = ["data", "method", "budget", "steps (epochs)", "steps/s", "kNN", "probe per class sizes", "RankMe"]
+    rows = []
+    for (data, budget, method), r in sorted(cells.items()):
+        sizes = list(r["table"])
+        top = r["table"][sizes[-1]]
+        rank = r.get("rankme") or []
+        rows.append(
+            [
+                data,
+                method,
+                budget,
+                f"{r['steps']} ({r['epochs']:g})",
+                f"{r['steps_per_s']:.2f}" if r.get("steps_per_s") else "",
+                _pct(top["knn"]),
+                " / ".join(f"{s}: {_pct(r['table'][s]['probe'])}" for s in sizes),
+                f"{rank[-1][1]:.0f}" if rank else "",
+            ]
+        )
+    section = Section(
+        "methods", "Methods at equal step counts (kNN and linear probe on the carved split)", headers, rows
+    )
+    section.notes = [
+        "The fast recipe with --method, trained N epochs with no time budget, so every method gets the same steps "
+        "on a machine shared with other work (minutes there are distorted, steps are not); steps/s is as measured "
+        "on that busy machine, a ratio between methods rather than a speed. supcon trains on the labels of the bank.",
+        "Regenerate: `python -m simclr_core bench quality --cells cifar10:fast:1ep:simclr,cifar10:fast:1ep:byol,... "
+        "--out BENCHMARKS.md`; records in benchmarks/methods.jsonl.",
+    ]
+    return section
 
 
 def run(opts: Options) -> Section:
@@ -276,16 +356,27 @@ def run(opts: Options) -> Section:
     cells = parse_cells(opts.cells) if opts.cells else DEFAULT_CELLS
     results = RESULTS
     if opts.quick:  # a smoke test: tiny cells, recorded apart from the real figures
-        cells, results = [(d, v, 0.1) for d, v, _ in cells if d == "shapes"][:1], Path(tempfile.mkdtemp()) / "q.jsonl"
+        cells, results = (
+            [(c[0], c[1], 0.1) for c in cells if c[0] == "shapes"][:1],
+            Path(tempfile.mkdtemp()) / "q.jsonl",
+        )
     workdir = Path(tempfile.mkdtemp()) if opts.quick else WORKDIR
     workdir.mkdir(parents=True, exist_ok=True)
-    for data, variant, minutes in cells:
-        print(f"   {data} {variant} {minutes:g} min ...", flush=True)
+    method_results = METHOD_RESULTS if not opts.quick else results.with_name("m.jsonl")
+    for cell in cells:
+        data, variant, minutes = cell[:3]
+        method, epochs = cell[3:] if len(cell) == 5 else (None, None)
+        print(
+            f"   {data} {variant} {f'{epochs} epochs' if epochs else f'{minutes:g} min'} {method or ''} ...", flush=True
+        )
         try:
-            r = run_cell(data, variant, minutes, workdir, results=results)
+            out = method_results if method else results
+            r = run_cell(data, variant, minutes, workdir, results=out, method=method, epochs=epochs)
         except BenchError as err:
             print(f"   skipped: {err}", flush=True)
             continue
         top = r["table"][list(r["table"])[-1]]
         print(f"   kNN {_pct(top['knn'])} %, probe (all) {_pct(top['probe'])} %, {r['steps']} steps", flush=True)
+    if any(len(c) == 5 for c in cells):
+        return methods_section_from(load_records(method_results))
     return section_from(load_records(results))
