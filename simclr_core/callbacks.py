@@ -8,8 +8,10 @@
 * ``CheckpointSaver``: ``last.ckpt`` (atomic: tmp + rename) every epoch, on stop and at the end;
   ``best.ckpt`` (weights only) when the monitored metric improves.
 * ``Heartbeat``: ``status.json`` with progress and ETA every ~3 s.
+* ``SnapshotSaver``: a few backbone-only snapshots spread over training (``snapshots.py``), for the
+  Embeddings page's replay of the map.
 
-``run_callbacks`` builds the four in the order Lightning must call them. Only global rank 0 writes;
+``run_callbacks`` builds them in the order Lightning must call them. Only global rank 0 writes;
 every rank runs the same hooks because saving and the shared decisions are collectives.
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from simclr_core import snapshots
 from simclr_core.distributed import DDP_CONTROL_EVERY, broadcast_from_zero
 from simclr_core.metrics import (
     EPOCH_METRICS,
@@ -360,6 +363,77 @@ class CheckpointSaver(pl.Callback):
             self.save(trainer, "last")
 
 
+def run_progress(trainer: pl.Trainer, clock: TrainingClock | None) -> float:
+    """Share of the run done, in [0, 1]: steps or the time budget, whichever is further (as status.json says)."""
+    fraction = clock.fraction() if clock is not None else 0.0
+    return min(1.0, max(trainer.global_step / max(1, trainer.estimated_stepping_batches), fraction))
+
+
+class SnapshotSaver(pl.Callback):
+    """``count`` backbone-only snapshots at evenly spaced progress points, the first at step 0 (random init).
+
+    A resumed run carries on with the points still ahead of it; the end of a session (finished, stopped
+    or out of time) always leaves one, so the replay ends where the run did. Rank 0 only, no collectives.
+    """
+
+    def __init__(self, run: Run | None, count: int, stop: StopPolicy, clock: TrainingClock | None = None) -> None:
+        self.run = run
+        self.points = snapshots.points(count)
+        self.stop = stop
+        self.clock = clock
+        self.next = 0  # index of the next point to save at
+        self.saved_step = -1
+
+    def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule, progress: float) -> None:
+        backbone = getattr(getattr(pl_module, "net", None), "backbone", None)
+        if self.stop.reason == "nan" or backbone is None:  # NaN weights would only draw an empty frame
+            return
+        cfg = pl_module.config
+        arch = {
+            "backbone": cfg.backbone,
+            "small_input": cfg.small_input,
+            "hidden_dim": cfg.hidden_dim,
+            "image_size": cfg.image_size,
+            "mean": list(cfg.aug.mean),
+            "std": list(cfg.aug.std),
+        }
+        elapsed = self.clock.elapsed() if self.clock is not None else 0.0
+        snapshots.save(
+            self.run.snapshot_dir,
+            backbone,
+            step=trainer.global_step,
+            epoch=trainer.current_epoch,
+            progress=progress,
+            elapsed_s=elapsed,
+            arch=arch,
+        )
+        self.saved_step = trainer.global_step
+
+    def _advance(self, progress: float) -> None:
+        while self.next < len(self.points) and self.points[self.next] <= progress + 1e-9:
+            self.next += 1
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not _writes(self.run, trainer) or not self.points:
+            return
+        progress = run_progress(trainer, self.clock)
+        if trainer.global_step == 0:
+            self.save(trainer, pl_module, progress)
+        self._advance(progress)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if not _writes(self.run, trainer) or self.next >= len(self.points):
+            return
+        progress = run_progress(trainer, self.clock)
+        if progress + 1e-9 >= self.points[self.next]:
+            self.save(trainer, pl_module, progress)
+            self._advance(progress)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if _writes(self.run, trainer) and self.points and self.saved_step != trainer.global_step:
+            self.save(trainer, pl_module, run_progress(trainer, self.clock))
+
+
 @dataclass
 class RunCallbacks:
     """The four callbacks of one run, and what the final status reads from them."""
@@ -368,12 +442,13 @@ class RunCallbacks:
     metrics: MetricsWriter
     checkpoints: CheckpointSaver
     heartbeat: Heartbeat
+    snapshots: SnapshotSaver
 
     @property
     def all(self) -> list[pl.Callback]:
         # Lightning calls them in this order at every hook: rows are flushed before the stop policy looks
         # for a NaN, the stop is decided before last.ckpt is saved, the heartbeat reports what happened.
-        return [self.metrics, self.stop, self.checkpoints, self.heartbeat]
+        return [self.metrics, self.stop, self.checkpoints, self.heartbeat, self.snapshots]
 
     def close(self) -> None:
         self.metrics.close()
@@ -389,10 +464,11 @@ def run_callbacks(
     stop_event: threading.Event | None = None,
     progress: Progress | None = None,
     best: float | None = None,
+    snapshot_count: int = 0,
 ) -> RunCallbacks:
     """The callbacks that write ``run`` (None on ranks other than 0: they only take part in the collectives)."""
     stop = StopPolicy(stop_event, clock)
     metrics = MetricsWriter(run, views_per_step, stop)
     heartbeat = Heartbeat(run, epochs, clock, progress)
     checkpoints = CheckpointSaver(run, monitor, stop, metrics, heartbeat, best)
-    return RunCallbacks(stop, metrics, checkpoints, heartbeat)
+    return RunCallbacks(stop, metrics, checkpoints, heartbeat, SnapshotSaver(run, snapshot_count, stop, clock))

@@ -232,6 +232,7 @@ class TrainConfig:
     # Largest share of the training time the per-epoch validation (kNN monitor) may take; epochs in between
     # skip it (the first and last always run). 1 validates every epoch, as the seed did.
     monitor_share: float = 0.1
+    snapshots: int = 10  # backbone-only float16 snapshots spread over training, for the Embeddings replay (0: none)
     seed: int = 42  # random seed (weights, epoch order, augmentation streams)
 
     def __post_init__(self) -> None:
@@ -283,6 +284,8 @@ class TrainConfig:
             raise ConfigError(
                 f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}"
             )
+        if not 0 <= self.snapshots <= 100:
+            raise ConfigError(f"snapshots must be a count in [0, 100] (0: none), got {self.snapshots}")
         if not 0 < self.monitor_share <= 1:
             raise ConfigError(f"monitor_share is a fraction of the training time in (0, 1], got {self.monitor_share}")
         if self.max_minutes is not None and self.max_minutes <= 0:

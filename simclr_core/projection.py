@@ -55,6 +55,29 @@ def pca(x: np.ndarray, dims: int) -> np.ndarray:
     return coords.float().numpy()
 
 
+def standardise(coords: np.ndarray) -> np.ndarray:
+    """``(N, d)`` points centred, scaled to a root-mean-square distance of 1 from their centre."""
+    x = np.asarray(coords, dtype=np.float64)
+    x = x - x.mean(axis=0, keepdims=True)
+    scale = float(np.sqrt((x**2).sum(axis=1).mean()))
+    return (x / scale if scale > 0 else x).astype(np.float32)
+
+
+def procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``source`` standardised, then turned (rotated or reflected) to lie closest to standardised ``target``.
+
+    Orthogonal Procrustes: R = U V^T from the SVD U S V^T of source^T target minimises
+    ||source R - target|| over orthogonal R (Schoenemann 1966). Both ``(N, d)``, row i the same point.
+    Successive frames of a replay aligned this way differ only by what the encoder changed, not by the
+    arbitrary sign and rotation each PCA picks.
+    """
+    a, b = standardise(source).astype(np.float64), standardise(target).astype(np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"procrustes needs the same points in both maps, got {a.shape} and {b.shape}")
+    u, _, vt = np.linalg.svd(a.T @ b)
+    return (a @ (u @ vt)).astype(np.float32)
+
+
 def _umap(x: np.ndarray, dims: int, seed: int | None, n_epochs: int | None = None, approx: bool = False) -> np.ndarray:
     import umap  # heavy import (numba); only when asked
 
@@ -141,6 +164,17 @@ class EmbeddingTable:
             }
             for i, y, c in zip(self.indices, self.labels, self.coords, strict=True)
         ]
+
+    def to_csv(self) -> str:
+        """The map as CSV text, the columns of :meth:`rows` (what ``embed --out map.csv`` writes)."""
+        import csv
+        import io
+
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=["index", "label", "class", *"xyz"[: self.dims]], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows())
+        return out.getvalue()
 
 
 def subsample(n: int, limit: int | None, seed: int) -> np.ndarray:

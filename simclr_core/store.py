@@ -4,6 +4,7 @@ Layout (see ARCHITECTURE.md)::
 
     <runs_root>/<run_id>/config.json  status.json  metrics.jsonl  train.log
                          checkpoints/{last,best}.ckpt  tensorboard/  probe.json  features/
+                         snapshots/step-<step>.pt (backbone-only, for the map's replay: simclr_core/snapshots.py)
 
 Writers: one process (global rank 0) appends to ``metrics.jsonl`` (flushed per write, so
 readers see complete lines) and replaces ``status.json`` atomically (tmp + rename).
@@ -38,6 +39,7 @@ ACTIVE_STATES = ("queued", "running")
 # A live writer refreshes updated_at every few seconds; past this the writer is presumed dead.
 STALE_AFTER_S = 600.0
 CHECKPOINTS = ("last", "best")
+SNAPSHOT_NAME = re.compile(r"step-\d{8}\.pt")  # snapshots/step-<step>.pt; temporaries start with a dot
 DEFAULT_RUNS_ROOT = Path("runs")
 
 
@@ -120,6 +122,16 @@ class Run:
     @property
     def tensorboard_dir(self) -> Path:
         return self.path / "tensorboard"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.path / "snapshots"
+
+    def snapshots(self) -> list[Path]:
+        """Backbone snapshots written during training (``simclr_core/snapshots.py``), oldest first."""
+        if not self.snapshot_dir.is_dir():
+            return []
+        return sorted(p for p in self.snapshot_dir.iterdir() if SNAPSHOT_NAME.fullmatch(p.name))
 
     # -- config -------------------------------------------------------------------------------
     @property

@@ -414,6 +414,7 @@ def _fit(
         train_loader.sampler.skip_fn = lambda: progress_.current.completed  # type: ignore[attr-defined]
         trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None)
     except BaseException as err:
+            snapshot_count=cfg.snapshots,
         if run is not None:
             run.log("training failed:\n" + traceback.format_exc())
             message = clean_message(f"{type(err).__name__}: {err}")[:500]
