@@ -11,6 +11,8 @@ from simclr_core.metrics import (
     KNN_ACC,
     KNN_ACC_RANDOM_INIT,
     LR,
+    METHOD_METRICS,
+    RANKME,
     TRAIN_ACC_MEAN_POS,
     TRAIN_ACC_TOP1,
     TRAIN_ACC_TOP5,
@@ -33,7 +35,7 @@ Report = dict[str, Any]  # a probe.json object (see simclr_core.commands.probe)
 
 # The live panel: (panel title, [(metric, legend label)], drawn as a percentage)
 CURVES = [
-    ("InfoNCE loss", [(TRAIN_LOSS, "train"), (VAL_LOSS, "val")], False),
+    ("Loss (the method's: InfoNCE for SimCLR)", [(TRAIN_LOSS, "train"), (VAL_LOSS, "val")], False),
     (
         "Top-1 / top-5 (positive pair found)",
         [
@@ -48,7 +50,15 @@ CURVES = [
     ("kNN accuracy (frozen features)", [(KNN_ACC, "kNN")], True),
     ("Learning rate", [(LR, "lr")], False),
     ("Views per second", [(VIEWS_PER_S, "views/s")], False),
+    # Label-free collapse signal for every method: 1 means every image maps to one line.
+    ("Effective rank of the features (RankMe)", [(RANKME, "RankMe")], False),
+    (
+        "Loss terms (BYOL, Barlow Twins, VICReg; log scale)",
+        [(m, m.removeprefix("train_")) for m in METHOD_METRICS],
+        False,
+    ),
 ]
+LOG_PANELS = {len(CURVES) - 1}  # the terms differ by orders of magnitude
 # What the Train page's comparison offers, most telling first.
 COMPARE_METRICS = [
     TRAIN_LOSS,
@@ -81,8 +91,15 @@ def curves_figure(rows: list[MetricRow]) -> go.Figure:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    n_rows = -(-len(CURVES) // 3)
+    specs = [[{} if 3 * r + c < len(CURVES) else None for c in range(3)] for r in range(n_rows)]
     fig = make_subplots(
-        rows=2, cols=3, subplot_titles=[c[0] for c in CURVES], horizontal_spacing=0.07, vertical_spacing=0.16
+        rows=n_rows,
+        cols=3,
+        specs=specs,
+        subplot_titles=[c[0] for c in CURVES],
+        horizontal_spacing=0.07,
+        vertical_spacing=0.32 / n_rows,
     )
     drawn: set[int] = set()
     for i, (_, metrics, percent) in enumerate(CURVES):
@@ -99,7 +116,7 @@ def curves_figure(rows: list[MetricRow]) -> go.Figure:
                     y=ys,
                     name=label,
                     legendgroup=f"{i}",
-                    showlegend=i == 1,
+                    showlegend=i in (1, len(CURVES) - 1),
                     mode="lines+markers" if per_epoch else "lines",
                     line={"color": PALETTE[j], "width": 2},
                     hovertemplate=f"{label}: %{{y:.4g}}<br>step %{{x}}<extra></extra>",
@@ -123,11 +140,15 @@ def curves_figure(rows: list[MetricRow]) -> go.Figure:
                 drawn.add(i)
         if percent:
             fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=r + 1, col=c + 1)
+        if i in LOG_PANELS:
+            fig.update_yaxes(type="log", row=r + 1, col=c + 1)
         if i not in drawn:
             axis = "" if i == 0 else str(i + 1)
             xd, yd = fig.layout[f"xaxis{axis}"].domain, fig.layout[f"yaxis{axis}"].domain
             fig.add_annotation(
-                text="after the first epoch" if i == 3 else "waiting for data",
+                text={3: "after the first epoch", 6: "after the first epoch", 7: "BYOL, Barlow Twins, VICReg"}.get(
+                    i, "waiting for data"
+                ),
                 showarrow=False,
                 font={"color": "#94a3b8"},
                 xref="paper",
@@ -138,12 +159,12 @@ def curves_figure(rows: list[MetricRow]) -> go.Figure:
             fig.update_xaxes(visible=False, row=r + 1, col=c + 1)
             fig.update_yaxes(visible=False, row=r + 1, col=c + 1)
     fig.update_layout(
-        height=540,
+        height=270 * n_rows,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         uirevision="curves",
         legend={"orientation": "h", "y": -0.12, "x": 0.5, "xanchor": "center"},
     )
-    fig.update_xaxes(title_text="step", title_standoff=2, row=2)
+    fig.update_xaxes(title_text="step", title_standoff=2, row=n_rows)
     return fig
 
 
@@ -223,7 +244,7 @@ def probe_figure(reports: dict[str, Report], supervised: list[dict[str, Any]]) -
             go.Scatter(
                 x=xs,
                 y=[r.get("probe_test_acc_mean") for r in table],
-                name=f"{run_id} ({rep.get('features', 'h')})",
+                name=f"{run_id}{_method_suffix(rep)} ({rep.get('features', 'h')})",
                 error_y={"type": "data", "array": [r.get("probe_test_acc_std", 0) for r in table], "visible": True},
                 mode="lines+markers",
                 line={"color": colour, "width": 2.5},
@@ -267,6 +288,12 @@ def probe_figure(reports: dict[str, Report], supervised: list[dict[str, Any]]) -
     return fig
 
 
+def _method_suffix(rep: Report) -> str:
+    """' · byol' for a probe of a run trained with a method (probe.json's source), '' when unknown."""
+    method = (rep.get("source") or {}).get("method")
+    return f" · {method}" if method else ""
+
+
 def probe_table(reports: dict[str, Report]) -> list[dict[str, object]]:
     rows = []
     for run_id, rep in reports.items():
@@ -274,6 +301,7 @@ def probe_table(reports: dict[str, Report]) -> list[dict[str, object]]:
             rows.append(
                 {
                     "run": run_id,
+                    "method": (rep.get("source") or {}).get("method"),
                     "features": rep.get("features"),
                     "images per class": r["size"],
                     "probe test acc": r.get("probe_test_acc_mean"),

@@ -118,7 +118,8 @@ def run_label(name: str | None) -> str:
         return "—"
     run = open_run(name)
     state = run_state(run).get("state", "?") if run is not None else "?"
-    return f"{name} · {state}"
+    method = run.train_config.get("method", "simclr") if run is not None and run.kind == "simclr" else None
+    return f"{name} · {method} · {state}" if method else f"{name} · {state}"
 
 
 def run_rows() -> list[Row]:

@@ -133,6 +133,7 @@ def probe_report(
             **checkpoint_identity(source),
             "run": str(run_dir) if run_dir else None,
             "format": ckpt.source,
+            "method": hp.get("method", "simclr"),  # the training objective (simclr_core/methods)
             "epoch": ckpt.epoch,
             "global_step": ckpt.global_step,
         }
