@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import access, services, sharing, state, widgets
+from dashboard import access, queueing, services, sharing, state, widgets
 from simclr_core.process import configure_process
 
 configure_process(interactive=True)  # once per server, before torch loads (the dashboard package imports it lazily)
@@ -30,4 +30,5 @@ PAGES = [
 page = st.navigation(PAGES)
 widgets.sidebar()
 services.warm_up_job()
+queueing.ensure_worker()  # runs the runs folder's queue while the server is up
 page.run()

@@ -44,6 +44,12 @@ class Jobs:
         """The job in the training slot (running or ended), if one was started."""
         return self._training
 
+    def busy(self) -> str | None:
+        """What holds the training slot (a job being set up, or running), or None when it is free."""
+        with self.lock:
+            job = self._training
+            return self._starting or (job_label(job) if job is not None and job.is_alive() else None)
+
     def start_training(self, what: str, factory: Callable[[], RunJob]) -> RunJob:
         """Start the job ``factory`` makes unless one is running; RuntimeError names the running one.
 

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from dashboard import preview, sharing, state
+from dashboard import lab, preview, sharing, state
 from dashboard.errors import attempt
 from dashboard.routing import ensure_routed
 from simclr_core.config import PRESETS, AugmentationConfig
@@ -174,3 +174,13 @@ with view:
             st.file_uploader(
                 "Load a setup or augmentation JSON", type=["json"], key="upload.setup", on_change=load_setup_file
             )
+
+st.divider()
+st.header("Augmentation lab", anchor=False)
+st.caption("What do these operations do to the representation? Short fast-recipe runs, scored by kNN, one at a time.")
+lab.settings()
+grid_lab, try_lab = st.tabs(["Ablation grid", "Try these augmentations"])
+with grid_lab:
+    lab.ablation_lab()
+with try_lab:
+    lab.try_augmentations(cfg)

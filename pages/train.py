@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import figures, jobs, services, state, widgets
+from dashboard import figures, jobs, queueing, services, state, widgets
 from dashboard.errors import attempt
 from dashboard.routing import ensure_routed
-from simclr_core.config import (
-    BACKBONES,
-    METHODS,
-    MONITORS,
-    PRECISIONS,
-    PRESETS,
-    TrainConfig,
-    cpu_demo_config,
-    fast_recipe,
-)
+from simclr_core.config import BACKBONES, MONITORS, PRECISIONS, PRESETS, TrainConfig, cpu_demo_config, fast_recipe
 
 ensure_routed()
 
@@ -90,7 +81,9 @@ st.title("Training")
 
 if ss.pop("_show_run_tab", False) or "nav.train_tab" not in ss:
     ss["nav.train_tab"] = "Run" if ss.get("run_id") else "New run"
-live_tab, new_tab, compare_tab = st.tabs(["Run", "New run", "Compare runs"], key="nav.train_tab", on_change="rerun")
+live_tab, new_tab, compare_tab, queue_tab = st.tabs(
+    ["Run", "New run", "Compare runs", "Queue"], key="nav.train_tab", on_change="rerun"
+)
 
 with new_tab:
     p1, p2, _ = st.columns([1, 1, 3])
@@ -138,14 +131,6 @@ with new_tab:
             st.number_input("Views per image", min_value=2, max_value=8, key="train.n_views")
         with b:
             st.markdown("**Model and optimiser**")
-            st.selectbox(
-                "Method",
-                METHODS,
-                key="train.method",
-                help="simclr: InfoNCE; byol: predictor + momentum target; barlowtwins: cross-correlation to "
-                "identity; vicreg: invariance, variance, covariance; supcon: supervised contrastive, which trains "
-                "on the labels of a labelled data split (e.g. shapes:train), so it is not self-supervised",
-            )
             st.selectbox("Backbone", BACKBONES, key="train.backbone")
             st.checkbox("Small-input stem (for 32 px images)", key="train.small_input")
             st.number_input("Projection size (hidden_dim)", min_value=8, max_value=4096, step=8, key="train.hidden_dim")
@@ -183,6 +168,9 @@ with new_tab:
             st.number_input("kNN k", min_value=1, max_value=1000, key="train.knn_k")
             st.number_input("Seed", min_value=0, step=1, key="train.seed")
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+        queued = st.form_submit_button(
+            "Add to queue", icon=":material/playlist_add:", help="Runs after the ones queued before it."
+        )
 
     st.markdown("**Augmentations**")
     aug_cols = st.columns([1, 2])
@@ -202,6 +190,9 @@ with new_tab:
             ss["_long_run"] = cfg.to_dict()  # ask first: hours on a CPU are rarely what a user means
         elif cfg is not None:
             start(cfg)
+
+    if queued and (cfg := attempt("use these settings", state.current_training)) is not None:
+        queueing.add(cfg, ss.get("keep.run_name") or "simclr")
 
     if ss.get("_long_run"):
         long_run_offer(TrainConfig.from_dict(ss["_long_run"]))
@@ -223,3 +214,6 @@ with compare_tab:
     x_axis = st.radio("x axis", ["step", "epoch", "time"], horizontal=True, key="keep.compare_x")
     if chosen:
         st.plotly_chart(widgets.compare_figure(chosen, metric, x_axis), width="stretch", key="chart.compare")
+
+with queue_tab:
+    queueing.queue_panel()

@@ -1,4 +1,4 @@
-"""CLI: ``python -m simclr_core {data,preview,train,probe,embed,bench,cache} ...``.
+"""CLI: ``python -m simclr_core {data,preview,train,queue,ablate,probe,embed,bench,cache} ...``.
 
 Each subcommand lives in ``simclr_core/commands/<name>.py`` with ``add_parser(subparsers)``
 that registers its flags and ``set_defaults(func=run)``. Errors a user can cause are
@@ -19,7 +19,7 @@ from simclr_core import __version__
 from simclr_core.config import ConfigError
 from simclr_core.process import configure_process
 
-COMMANDS = ("data", "preview", "train", "probe", "embed", "bench", "cache")
+COMMANDS = ("data", "preview", "train", "queue", "ablate", "probe", "embed", "bench", "cache")
 
 
 def get_args_parser(prog: str = "python -m simclr_core") -> argparse.ArgumentParser:

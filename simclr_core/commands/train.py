@@ -153,6 +153,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "--recipe or --config; every flag given explicitly overrides them."
         ),
     )
+    add_config_arguments(p)
+    r = p.add_argument_group("run")
+    r.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run directories go (default ./runs)")
+    r.add_argument("--name", default=None, help="run name (the directory is <name>-<date>-<time>-<random>)")
+    r.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue a stopped/interrupted run from its last.ckpt (its config is reused; "
+        "--epochs and --max-minutes may be changed)",
+    )
+    r.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    p.set_defaults(func=run)
+    return p
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
+    """--recipe / --config, --aug and one flag per TrainConfig field (``train`` and ``queue add`` share them)."""
     start = p.add_mutually_exclusive_group()
     start.add_argument(
         "--recipe",
@@ -180,19 +198,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "(default: the recipe's: tutorial's preset, or fast's crops of 20-100 %% without blur)",
     )
     _add_field_flags(groups)
-    r = p.add_argument_group("run")
-    r.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run directories go (default ./runs)")
-    r.add_argument("--name", default=None, help="run name (the directory is <name>-<date>-<time>-<random>)")
-    r.add_argument(
-        "--resume",
-        default=None,
-        metavar="RUN_DIR",
-        help="continue a stopped/interrupted run from its last.ckpt (its config is reused; "
-        "--epochs and --max-minutes may be changed)",
-    )
-    r.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
-    p.set_defaults(func=run)
-    return p
+    return groups
 
 
 def _wants_gpu(device: str | None) -> bool:
