@@ -146,9 +146,7 @@ def curves_figure(rows: list[MetricRow]) -> go.Figure:
             axis = "" if i == 0 else str(i + 1)
             xd, yd = fig.layout[f"xaxis{axis}"].domain, fig.layout[f"yaxis{axis}"].domain
             fig.add_annotation(
-                text={3: "after the first epoch", 6: "after the first epoch", 7: "BYOL, Barlow Twins, VICReg"}.get(
-                    i, "waiting for data"
-                ),
+                text={3: "after the first epoch", 7: "BYOL, Barlow Twins, VICReg"}.get(i, "waiting for data"),
                 showarrow=False,
                 font={"color": "#94a3b8"},
                 xref="paper",
