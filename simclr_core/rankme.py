@@ -11,14 +11,19 @@ from __future__ import annotations
 import torch
 
 EPS = 1e-7  # the paper's
-MAX_ROWS = 8192  # evenly spaced rows: enough for D <= 2048 features (RankMe needs N > D), ~0.1 s on a CPU
+MIN_ROWS = 2048  # rows kept at least (evenly spaced), and at least twice the dimension: RankMe needs N > D
 
 
 @torch.no_grad()
-def rankme(h: torch.Tensor, eps: float = EPS, max_rows: int = MAX_ROWS) -> float:
-    """Effective rank of h: (N, D) float embeddings (N >= 2); uses at most ``max_rows`` evenly spaced rows."""
+def rankme(h: torch.Tensor, eps: float = EPS, max_rows: int | None = None) -> float:
+    """Effective rank of h: (N, D) float embeddings (N >= 2).
+
+    Uses at most ``max_rows`` evenly spaced rows (default max(MIN_ROWS, 2 * D)): for 512-d features about
+    0.1 s on a CPU, small beside the kNN monitor it runs with.
+    """
     if h.dim() != 2 or h.shape[0] < 2:
         raise ValueError(f"h must be (N, D) with N >= 2, got {tuple(h.shape)}")
+    max_rows = max_rows or max(MIN_ROWS, 2 * h.shape[1])
     if h.shape[0] > max_rows:
         h = h[torch.linspace(0, h.shape[0] - 1, max_rows, device=h.device).long()]
     sigma = torch.linalg.svdvals(h.double())
