@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard.errors import attempt, log
 from dashboard.figures import MetricRow
-from dashboard.state import runs_root
+from dashboard.state import current_training, runs_root
 from simclr_core.jobs import Job, spawn
 from simclr_core.store import Run
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from simclr_core.config import TrainConfig
     from simclr_core.data import ImageSet
     from simclr_core.estimate import Estimate
+    from simclr_core.memory import MemoryNeed
 
 Row = dict[str, object]  # one table row as st.dataframe takes it
 Status = dict[str, Any]  # status.json: a JSON object (see the run store)
@@ -237,6 +238,33 @@ def umap_ready() -> bool:
 # ---------------------------------------------------------------------------------------------- estimates
 
 
+def memory_need(cfg: TrainConfig) -> MemoryNeed:
+    """The peak memory ``cfg`` needs here; ConfigError with the figure and what to lower when it exceeds what is free."""
+    from simclr_core.devices import resolve_device, resolve_precision
+    from simclr_core.memory import check
+
+    accelerator, _ = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, accelerator, cfg.image_size)
+    world = max(1, cfg.devices * cfg.num_nodes)
+    return check(cfg, precision, accelerator, cfg.batch_size // world, processes_here=cfg.devices)
+
+
+def memory_caption() -> str:
+    """The Train form's settings' memory need against what is free here ("" while they do not validate)."""
+    from simclr_core.config import ConfigError
+    from simclr_core.memory import GiB, available_host
+
+    try:
+        cfg = current_training()
+    except (ValueError, TypeError):  # the form's own check says why when Start is pressed
+        return ""
+    try:
+        need = memory_need(cfg)
+    except ConfigError as err:
+        return f":red[Memory: {err}]"
+    return f"Memory: {need.summary()}, with {available_host() / GiB:.1f} GiB RAM free on this server."
+
+
 @st.cache_data(max_entries=32, show_spinner="Timing a few training steps on this machine ...")
 def seconds_per_image(config_json: str) -> float:
     """Measured seconds per training image of these settings here (cached: the hardware does not change)."""
@@ -252,9 +280,14 @@ def estimate(cfg: TrainConfig) -> Estimate | None:
     """How long ``cfg`` would train here, or None (and a message) when its data cannot be loaded."""
     import json
 
+    from simclr_core.config import ConfigError
     from simclr_core.devices import torch_device
     from simclr_core.estimate import Estimate
 
+    try:
+        memory_need(cfg)
+    except ConfigError:
+        return None  # nothing loaded or timed: Start then shows the engine's refusal with the figure
     data = attempt("load the training data", dataset, cfg.data, cfg.image_size)
     if data is None:
         return None

@@ -172,6 +172,8 @@ with new_tab:
             "Add to queue", icon=":material/playlist_add:", help="Runs after the ones queued before it."
         )
 
+    st.caption(services.memory_caption())  # refused settings in red, before anything is loaded
+
     st.markdown("**Augmentations**")
     aug_cols = st.columns([1, 2])
     aug_cols[0].selectbox(

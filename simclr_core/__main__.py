@@ -6,12 +6,30 @@ printed as one line and exit with status 2, never as a traceback. SIGINT/SIGTERM
 signal and one line (``train`` stops its run gracefully first; see ``signals.py``).
 """
 
+# ruff: noqa: E402  (the signal guard below must run before the other imports)
 from __future__ import annotations
+
+import os
+import signal
+
+_STARTUP_HANDLERS: dict[int, object] = {}  # the interpreter's own, while the import-time guard stands
+
+
+def _during_imports(signum: int, frame: object) -> None:
+    """A signal while this module's imports run (seconds on a loaded machine): one line, nothing written.
+
+    Without it Python's SIGINT handler printed a KeyboardInterrupt traceback from inside an import.
+    """
+    os.write(2, f"stopped by {signal.Signals(signum).name} before anything was written\n".encode())
+    os._exit(128 + signum)
+
+
+if __name__ == "__main__":  # ``python -m simclr_core`` only: importing the module changes no handler
+    _STARTUP_HANDLERS.update({s: signal.signal(s, _during_imports) for s in (signal.SIGINT, signal.SIGTERM)})
 
 import argparse
 import contextlib
 import importlib
-import signal
 import sys
 import threading
 
@@ -61,6 +79,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None, prog: str = "python -m simclr_core") -> int:
     main_thread = threading.current_thread() is threading.main_thread()  # only it may take signals
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM) if main_thread}
+    previous.update(_STARTUP_HANDLERS)  # given back at the end: the interpreter's, not the import-time guard
     try:
         configure_process()  # before the subcommands import torch
         args = get_args_parser(prog).parse_args(argv)

@@ -43,6 +43,7 @@ from simclr_core.data.spec import sibling_spec
 from simclr_core.devices import resolve_device, resolve_precision
 from simclr_core.distributed import env_global_rank
 from simclr_core.jobs import Job
+from simclr_core.memory import check as check_memory
 from simclr_core.model import CheckpointError
 from simclr_core.module import SimCLRModule
 from simclr_core.run_lock import RunLock
@@ -55,6 +56,22 @@ RUN_DIR_ENV = "SIMCLR_RUN_DIR"
 
 class StoppedBeforeStart(Exception):
     """A stop was requested while settings were checked and data loaded: no run directory was made."""
+
+
+def stop_while_loading(stop_event: threading.Event | None) -> Callable[[str, float], None] | None:
+    """A data-progress callback that ends decoding at its next report once a stop is requested.
+
+    Decoding a large folder takes minutes; a signal then should not wait for it. The raise unwinds
+    through the cache writer, which removes its half-written entry.
+    """
+    if stop_event is None:
+        return None
+
+    def check(message: str, fraction: float) -> None:
+        if stop_event.is_set():
+            raise StoppedBeforeStart(f"stopped while {message} ({fraction:.0%} done); nothing was written")
+
+    return check
 
 
 @dataclass
@@ -99,6 +116,8 @@ def prepare(config: TrainConfig, data_progress: Callable[..., None] | None = Non
     per_device = config.batch_size // world
     if per_device < 2:
         raise ConfigError(f"batch_size {config.batch_size} over {world} processes leaves fewer than 2 images each")
+    here = world // config.num_nodes  # processes on this host
+    check_memory(config, precision, accelerator, per_device, processes_here=here)  # before any data is decoded
     kwargs = {"progress": data_progress} if data_progress else {}
     train_set = load_dataset(config.data, config.image_size, **kwargs)
     images = train_set.images
@@ -122,6 +141,8 @@ def prepare(config: TrainConfig, data_progress: Callable[..., None] | None = Non
                 keep = keep[balanced_subset(val_set.labels[keep], config.val_limit, config.seed)]
             query = knn_query_mask(val_set.labels[keep], config.seed)
             keep = torch.cat([keep[query], keep[~query]])  # queries first: whole batches of them for val_*
+            copy = len(keep) * 3 * config.image_size**2  # the validation images about to be copied into RAM
+            check_memory(config, precision, accelerator, per_device, data_bytes=copy, processes_here=here)
             val_images, val_labels = val_set.images[keep], val_set.labels[keep].clone()
             mask = torch.arange(len(keep)) < int(query.sum())
         elif config.val_data:
@@ -351,7 +372,7 @@ def train(
     the result is the run named by ``$SIMCLR_RUN_DIR`` (Lightning's launcher) or None (torchrun, SLURM).
     """
     config, resumed, ckpt = _resolve(config, resume, overrides)
-    prepared = prepare(config)
+    prepared = prepare(config, stop_while_loading(stop_event))
     if stop_event is not None and stop_event.is_set():
         raise StoppedBeforeStart("stopped before the run started; nothing was written")
     run, lock = _open_run(prepared, runs_root, name, resumed, ckpt)
@@ -393,6 +414,7 @@ def _fit(
             stop_event=stop_event,
             progress=progress,
             best=best,
+            snapshot_count=cfg.snapshots,
         )
         trainer = build_trainer(prepared, callbacks.all, run, progress_bar)
         keep_our_handlers(trainer)  # a signal is a stop request (StopPolicy), never Lightning's SIGTERMException
@@ -414,7 +436,6 @@ def _fit(
         train_loader.sampler.skip_fn = lambda: progress_.current.completed  # type: ignore[attr-defined]
         trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None)
     except BaseException as err:
-            snapshot_count=cfg.snapshots,
         if run is not None:
             run.log("training failed:\n" + traceback.format_exc())
             message = clean_message(f"{type(err).__name__}: {err}")[:500]

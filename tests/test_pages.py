@@ -180,6 +180,17 @@ def test_train_refuses_impossible_settings_with_a_message(runs_root: Path) -> No
     assert not runs_root.exists() or not any(runs_root.iterdir()), "a refused run left a directory behind"
 
 
+def test_train_shows_the_memory_need_and_refuses_what_would_not_fit(runs_root: Path) -> None:
+    at = page("train", **{"train.data": SMALL, "train.image_size": 32, "train.batch_size": 16})
+    assert any(c.value.startswith("Memory: about") for c in at.caption), [c.value for c in at.caption]
+    at = page("train", **{"train.data": SMALL, "train.image_size": 512, "train.batch_size": 65536})
+    assert any("lower the batch size to at most" in c.value for c in at.caption), [c.value for c in at.caption]
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    assert any("these settings need" in e.value for e in at.error), [e.value for e in at.error]
+    assert not runs_root.exists() or not any(runs_root.iterdir()), "a refused run left a directory behind"
+
+
 def test_second_job_is_refused_naming_the_first() -> None:
     from types import SimpleNamespace
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from simclr_core.model import load_checkpoint
+from simclr_core.run_lock import RunLock
 from simclr_core.store import Run, list_runs
 from simclr_core.train import train
 
@@ -103,3 +106,65 @@ def test_signals_at_20_random_moments_all_stop_cleanly(tmp_path: Path) -> None:
         outcomes.append(check_stopped_and_resumable(proc, sig, runs))
     print("signal outcomes:", {k: outcomes.count(k) for k in set(outcomes)})
     assert len(outcomes) == MOMENTS
+
+
+@pytest.fixture(scope="module")
+def picture_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3,000 noise PNGs in two classes: decoding them takes seconds, long enough to signal in the middle."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("pictures")
+    rng = np.random.default_rng(0)
+    for i in range(3000):
+        folder = root / ("a" if i % 2 else "b")
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+def train_on(folder: Path, runs: Path, data: Path, *extra: str) -> subprocess.Popen:
+    args = ["--data", str(folder), "--image-size", "32", "--limit-images", "64", "--batch-size", "32"]
+    args += ["--epochs", "1", "--val-limit", "20", "--precision", "32", "--no-progress", "--runs-dir", str(runs)]
+    cmd = [sys.executable, "-m", "simclr_core", "train", *args, *extra]
+    env = {**os.environ, "SIMCLR_STUDIO_DATA": str(data)}
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+
+
+def signal_while_decoding(proc: subprocess.Popen, data: Path, sig: int) -> str:
+    """Send ``sig`` once the decoded cache's temporary entry exists; the output, after asserting a prompt stop."""
+    wait_for(lambda: any(p.name.startswith(".tmp-") for p in (data / "decoded").glob("*")), timeout=300)
+    proc.send_signal(sig)
+    out = proc.communicate(timeout=300)[0].decode()
+    assert proc.returncode == 128 + sig, (proc.returncode, out)
+    assert "Traceback" not in out and "stopped while decoding" in out, out
+    done = int(re.search(r"\((\d+)% done\)", out).group(1))  # type: ignore[union-attr]
+    assert done < 100, out  # cut short, not run to the end and stopped after
+    assert list((data / "decoded").iterdir()) == [], "a half-written cache entry was left"
+    return out
+
+
+def test_sigterm_while_decoding_a_new_runs_data_stops_at_once_and_writes_nothing(
+    tmp_path: Path, picture_folder: Path
+) -> None:
+    proc = train_on(picture_folder, tmp_path / "runs", tmp_path / "data")
+    signal_while_decoding(proc, tmp_path / "data", signal.SIGTERM)
+    assert not (tmp_path / "runs").exists() or list_runs(tmp_path / "runs") == []
+
+
+def test_sigint_while_a_resume_decodes_leaves_the_run_as_it_was(tmp_path: Path, picture_folder: Path) -> None:
+    runs, data = tmp_path / "runs", tmp_path / "data"
+    first = train_on(picture_folder, runs, data)
+    assert first.wait(timeout=600) == 0
+    run = first_run(runs)
+    assert run is not None and run.status()["state"] == "finished"
+    before = (run.status(), run.metrics(), run.checkpoint("last").read_bytes())
+    shutil.rmtree(data / "decoded")  # the cache is gone: the resume decodes again
+    (data / "decoded").mkdir()
+    proc = train_on(picture_folder, runs, data, "--resume", str(run.path), "--epochs", "2")
+    signal_while_decoding(proc, data, signal.SIGINT)
+    assert (run.status(), run.metrics(), run.checkpoint("last").read_bytes()) == before
+    RunLock(run.path).check_free()  # the lock went with the process
+    again = train_on(picture_folder, runs, data, "--resume", str(run.path), "--epochs", "2")
+    assert again.wait(timeout=600) == 0 and run.status()["state"] == "finished"
+    assert steps(run) == list(range(1, 5))  # 2 steps per epoch, continuous

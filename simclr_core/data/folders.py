@@ -285,7 +285,8 @@ def decode_into(
         if progress is not None and (done % report_every == 0 or done == total):
             progress(f"decoding {layout.source.path.name} at {image_size}x{image_size}", done / total)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         for member, data in layout.source.read(layout.members):
             i = position[member]
             if isinstance(data, OSError):
@@ -298,6 +299,10 @@ def decode_into(
                 finish(*pending.popleft())
         while pending:
             finish(*pending.popleft())
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # a stop (progress raised) drops the queued decodes
+        raise
+    pool.shutdown(wait=True)
     return errors
 
 
