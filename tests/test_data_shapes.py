@@ -78,7 +78,7 @@ def _crops(images: torch.Tensor, side: int, g: torch.Generator) -> torch.Tensor:
     return torch.stack(out)
 
 
-def _colour_hist(x: torch.Tensor, bins: int = 4) -> torch.Tensor:
+def _colour_hist(x: torch.Tensor, bins: int = 8) -> torch.Tensor:
     q = x.long() * bins // 256
     idx = ((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]).flatten(1)
     h = torch.zeros(len(x), bins**3).scatter_add_(1, idx, torch.ones(idx.shape))
@@ -112,9 +112,7 @@ def test_each_shape_is_drawn_inside_its_disc(cls):
         radius=torch.tensor([radius]),
         fg=torch.tensor([[1.0, 0.0, 0.0]]),
         bg=torch.tensor([[0.0, 0.0, 1.0]]),
-        tex=torch.tensor([[0.0, 0.0, 1.0]]),
         shade=torch.zeros(1),
-        texture=torch.zeros(1, dtype=torch.long),
     )
     red = shapes_mod.render(p, size)[0, 0].float() / 255
     coords = (torch.arange(size) + 0.5) / size - 0.5
