@@ -33,9 +33,10 @@ from simclr_core.config import ConfigError, TrainConfig
 
 CHECK_ENV = "SIMCLR_STUDIO_MEMORY_CHECK"  # "off": skip the check (swap, or an operator who knows better)
 USABLE_SHARE = 0.9  # refuse above this share of the available memory: the server and the OS need some too
-# Fitted on this machine (2-core CPU, fp32 and bf16, ResNet-10/18/50, 16-128 px): benchmarks/memory_need.py.
+# Fitted on this machine (2-core CPU; fp32 and bf16, ResNet-10/18/50, 32-128 px, batch 32-1024): estimate /
+# measured peak 1.06-1.30 over 7 configurations (benchmarks/memory_need.py).
 ACTIVATION_FACTOR = 1.6  # measured peak over (saved activations + loss), from allocator and backward transients
-OVERHEAD_BYTES = 300 * 2**20  # Lightning's trainer, the loaders, the first step's workspaces
+OVERHEAD_BYTES = 384 * 2**20  # Lightning's trainer, the loaders, the first step's workspaces
 LOSS_COPIES = 4  # logits, their softmax and both gradients, float32 each
 GPU_CONTEXT_BYTES = 512 * 2**20  # cuDNN/cuBLAS workspaces beyond the context mem_get_info already excludes
 GiB = 2**30
