@@ -56,6 +56,7 @@ def ablation_heatmap(result: dict[str, Any]) -> go.Figure:
             x=labels,
             y=labels,
             text=texts,
+            customdata=[[run or "" for run in row] for row in result["runs"]],
             texttemplate="%{text}",
             textfont={"size": 16},
             colorscale="Greens",
@@ -86,6 +87,7 @@ def ablation_heatmap(result: dict[str, Any]) -> go.Figure:
         height=140 + 90 * len(ops),
         margin={"l": 20, "r": 20, "t": 60, "b": 20},
         clickmode="event+select",
+        hovermode="closest",
     )
     return fig
 
