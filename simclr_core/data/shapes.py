@@ -35,7 +35,7 @@ DEFAULT_SIZES = SHAPES_DEFAULT_SIZES
 FG_HUE_WINDOW = 0.2  # the tutorial's colour jitter shifts hue by up to +-0.1
 MAX_TILT = math.radians(20)
 # Bumped whenever the drawing changes, so caches of an older drawing are not reused.
-VERSION = 3  # 3: upright, narrow palette, plain backgrounds; 2: large shapes; 1 drew the star as a hole
+VERSION = 4  # 4: upright, narrow palette, plain backgrounds (a different 3 was tried and dropped); 2: large shapes
 
 
 def _box(u: torch.Tensor, v: torch.Tensor, bx: float, by: float, ox: float = 0.0, oy: float = 0.0) -> torch.Tensor:
