@@ -85,6 +85,10 @@ class QueueWorker:
 
 @st.cache_resource(show_spinner=False)
 def _worker(root: str) -> QueueWorker:
+    # pandas whole before a training thread exists: plotly imports it lazily while building a figure, and a
+    # half-imported pandas (Lightning importing it in the worker at the same moment) fails that figure.
+    import pandas  # noqa: F401
+
     return QueueWorker(Path(root), jobs())
 
 
