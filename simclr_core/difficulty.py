@@ -87,7 +87,7 @@ class Difficulty:
         return self.z.shape[0] // 2
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: tiny_maps caches index tensors that a later training step must use
 def measure(encoder: Encoder, images_u8: torch.Tensor, cfg: AugmentationConfig, seed: int = 0) -> Difficulty:
     """Two views of each of ``images_u8: (N, 3, H, W) uint8`` (N >= 2) drawn with ``seed``, through the encoder.
 

@@ -120,3 +120,14 @@ def test_too_few_images_and_an_image_outside_the_batch_are_refused(images, rando
     reading = measure(random_encoder, images[:4], augmentation_preset("none", 32))
     with pytest.raises(ConfigError, match="outside the batch"):
         lineup(reading, 4)
+
+
+def test_the_meter_leaves_nothing_that_breaks_a_later_training_step(random_encoder) -> None:
+    """The dashboard measures, then may train in the same process: cached tensors must work under autograd."""
+    from simclr_core.model import SimCLRNet
+
+    measure(random_encoder, torch.zeros(4, 3, 32, 32, dtype=torch.uint8), augmentation_preset("none", 32))
+    net = SimCLRNet("resnet10", 128, False)
+    _, z = net(torch.randn(4, 3, 32, 32))
+    z.sum().backward()
+    assert net.backbone.layer4[0].conv1.weight.grad is not None
