@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
     from simclr_core.projection import EmbeddingTable
+    from simclr_core.replay import Frame, Replay
 
 MetricRow = dict[str, Any]  # one line of metrics.jsonl (step, epoch, time, metric values)
 Report = dict[str, Any]  # a probe.json object (see simclr_core.commands.probe)
@@ -311,3 +312,95 @@ def probe_table(reports: dict[str, Report]) -> list[dict[str, object]]:
                 }
             )
     return rows
+
+
+def replay_figure(replay: Replay, frame_ms: int = 700) -> go.Figure:
+    """The map at each snapshot as Plotly animation frames, with Play/Pause and a slider over the snapshots.
+
+    One trace per class in every frame (empty where a class has no point), so frames tween point by point;
+    the axes are fixed over all frames so that islands forming are not hidden by the zoom following them.
+    """
+    import numpy as np
+    import plotly.graph_objects as go
+
+    frames = replay.frames
+    classes = replay.classes or ["images"]
+    every = np.concatenate([f.coords for f in frames])
+    lo, hi = every.min(axis=0), every.max(axis=0)
+    pad = 0.05 * (hi - lo).max()
+
+    def traces(coords: np.ndarray) -> list[go.Scatter]:
+        out = []
+        for c, name in enumerate(classes):
+            mask = replay.labels == c
+            idx = replay.indices[mask]
+            out.append(
+                go.Scatter(
+                    x=coords[mask, 0],
+                    y=coords[mask, 1],
+                    mode="markers",
+                    name=name,
+                    customdata=idx,
+                    hovertemplate=f"{name}<br>image %{{customdata}}<extra></extra>",
+                    marker={"size": 6, "opacity": 0.85, "color": PALETTE[c % len(PALETTE)]},
+                )
+            )
+        return out
+
+    def label(f: Frame) -> str:
+        return f"step {f.step} ({f.progress:.0%})"
+
+    fig = go.Figure(
+        data=traces(frames[0].coords),
+        frames=[go.Frame(data=traces(f.coords), name=str(i)) for i, f in enumerate(frames)],
+    )
+    still = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
+    fig.update_layout(
+        height=560,
+        margin={"l": 0, "r": 0, "t": 10, "b": 0},
+        legend={"itemsizing": "constant", "y": 0.9},
+        xaxis={"range": [lo[0] - pad, hi[0] + pad], "showticklabels": False, "zeroline": False},
+        yaxis={"range": [lo[1] - pad, hi[1] + pad], "showticklabels": False, "zeroline": False, "scaleanchor": "x"},
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0,
+                "y": 0,
+                "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"t": 40, "r": 10},
+                "showactive": False,
+                "buttons": [
+                    {
+                        "label": "▶ Play",
+                        "method": "animate",
+                        "args": [
+                            None,
+                            {
+                                "frame": {"duration": frame_ms, "redraw": False},
+                                "fromcurrent": True,
+                                "transition": {"duration": int(frame_ms * 0.8), "easing": "cubic-in-out"},
+                            },
+                        ],
+                    },
+                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], still]},
+                ],
+            }
+        ],
+        sliders=[
+            {
+                "active": 0,
+                "x": 0.16,
+                "len": 0.84,
+                "y": 0,
+                "yanchor": "top",
+                "pad": {"t": 30},
+                "currentvalue": {"prefix": "snapshot: "},
+                "steps": [
+                    {"label": label(f), "method": "animate", "args": [[str(i)], still]} for i, f in enumerate(frames)
+                ],
+            }
+        ],
+    )
+    return fig

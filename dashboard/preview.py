@@ -63,9 +63,15 @@ def preview_images(source: str, n: int, size: int, pick: int) -> torch.Tensor | 
         data = attempt(f"load the dataset {spec!r}", dataset, spec, size)
     if data is None or len(data) == 0:
         return None
+    return data.images[preview_indices(len(data), n, pick)].contiguous()
+
+
+def preview_indices(total: int, n: int, pick: int) -> torch.Tensor:
+    """Which of ``total`` dataset images the preview shows: the first ``n``, or a draw seeded by ``pick``."""
+    import torch
+
     gen = torch.Generator().manual_seed(int(pick))
-    idx = torch.randperm(len(data), generator=gen)[:n] if pick else torch.arange(min(n, len(data)))
-    return data.images[idx].contiguous()
+    return torch.randperm(total, generator=gen)[:n] if pick else torch.arange(min(n, total))
 
 
 def views_grid(images: torch.Tensor, cfg: AugmentationConfig, n_views: int, seed: int) -> np.ndarray | None:

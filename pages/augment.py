@@ -7,6 +7,7 @@ import json
 import streamlit as st
 
 from dashboard import lab, preview, sharing, state
+from dashboard.difficulty import meter_tab
 from dashboard.errors import attempt
 from dashboard.routing import ensure_routed
 from simclr_core.config import PRESETS, AugmentationConfig
@@ -114,7 +115,7 @@ images = preview.preview_images(
 )
 
 with view:
-    grid_tab, steps_tab, export_tab = st.tabs(["Views", "Step through", "Export & share"])
+    grid_tab, steps_tab, difficulty_tab, export_tab = st.tabs(["Views", "Step through", "Difficulty", "Export & share"])
     with grid_tab:
         if cfg is not None and images is not None:
             grid = preview.views_grid(images, cfg, int(ss["keep.aug_views"]), int(ss["keep.aug_seed"]))
@@ -139,6 +140,9 @@ with view:
                 for col, (name, tile, note) in zip(st.columns(len(stages)), stages, strict=True):
                     col.image(tile, caption=name, width="stretch")
                     col.caption(note)
+
+    with difficulty_tab:
+        meter_tab(cfg)
 
     with export_tab:
         if cfg is not None:

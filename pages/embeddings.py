@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import evaluation, figures, services
+from dashboard import evaluation, figures, replay, services
 from dashboard.errors import attempt
 from dashboard.routing import ensure_routed
 
@@ -149,3 +149,6 @@ if selected:
     hits = attempt("find neighbours", evaluation.neighbours, feats, int(query), 12)
     if hits is not None:
         evaluation.thumbnail_grid(images, hits[0], feats.classes, feats.labels, similarities=hits[1])
+
+if run is not None:
+    replay.section(run, spec, int(ss["keep.emb_points"]))

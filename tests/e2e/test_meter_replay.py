@@ -1,0 +1,90 @@
+"""The difficulty meter and the training replay in a real browser, on a run trained before the server starts.
+
+Budget: ~2 minutes on 2 busy cores (a 4-step ResNet-10 run, one server start). Screenshots land in
+test-artifacts/ (augment_difficulty.png, embeddings_replay.png).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.test_dashboard import choose, idle, metric_value, no_exception, open_page, wait_for
+
+pytestmark = pytest.mark.e2e
+
+LAST_PLOT_X = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.layout && p.layout.sliders);
+  return plots.length ? Array.from(plots[0].data[0].x).slice(0, 8) : null;
+}"""
+
+
+@pytest.fixture
+def trained(tmp_path: Path) -> Path:
+    """A finished run with 4 snapshots in ``tmp_path/runs`` (the folder ``fresh_server`` serves)."""
+    from simclr_core.config import TrainConfig, augmentation_preset
+    from simclr_core.train import train
+
+    config = TrainConfig(
+        data="shapes:unlabeled",
+        val_data="shapes:train?n=10",
+        image_size=32,
+        backbone="resnet10",
+        limit_images=64,
+        batch_size=32,
+        epochs=3,
+        aug=augmentation_preset("tutorial", 32),
+        precision="32",
+        snapshots=4,
+        seed=0,
+    )
+    run = train(config, tmp_path / "runs", name="replay")
+    assert len(run.snapshots()) == 4
+    return run.path
+
+
+def test_the_meter_follows_a_slider_and_the_replay_moves_the_points(trained: Path, fresh_server: str) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1400, "height": 1200}).new_page()
+        page.set_default_timeout(120_000)
+        try:
+            open_page(page, fresh_server, "augment")
+            page.get_by_role("tab", name="Difficulty").click()
+            choose(page, "Encoder", trained.name)
+            page.locator('[data-testid="stMetric"]').filter(has_text="InfoNCE loss").wait_for()
+            before = metric_value(page, "InfoNCE loss")
+            thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Area fraction").get_by_role("slider")
+            thumb.first.focus()
+            for _ in range(10):
+                page.keyboard.press("ArrowRight")
+            wait_for(lambda: metric_value(page, "InfoNCE loss") != before, 60, "the meter did not follow the slider")
+            idle(page)
+            page.get_by_text("What the network sees").wait_for()
+            assert page.get_by_text("its other view").count() >= 1
+            no_exception(page)
+            page.screenshot(path=str(ARTIFACTS / "augment_difficulty.png"), full_page=True)
+
+            open_page(page, fresh_server, "embeddings")
+            choose(page, "Split", "other labelled data ...")
+            spec = page.get_by_label("Labelled data (spec)", exact=True)
+            spec.fill("shapes:test?n=20")
+            spec.press("Enter")
+            idle(page)
+            choose(page, "Method", "PCA 2-D")
+            page.get_by_text("Replay the training (4 snapshots)").click()
+            idle(page)
+            wait_for(lambda: page.evaluate(LAST_PLOT_X) is not None, 120, "no replay chart")
+            first = page.evaluate(LAST_PLOT_X)
+            page.get_by_text("▶ Play").click()
+            wait_for(lambda: page.evaluate(LAST_PLOT_X) != first, 30, "Play did not move the points")
+            page.wait_for_timeout(4000)  # let the animation reach the last snapshot
+            no_exception(page)
+            page.get_by_text("Clusters forming").scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "embeddings_replay.png"), full_page=True)
+        finally:
+            browser.close()
