@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+from pathlib import Path
 
 import streamlit as st
 
@@ -40,12 +41,21 @@ def password_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def _locked() -> None:
+    """The one page of a session without access (never run: the prompt stops the script first)."""
+
+
 def require_access() -> None:
     """Stop the script run here unless this session may see the pages."""
     expected = os.environ.get(PASSWORD_ENV) or None
     decision = policy(st.get_option("server.address"), expected)
     if decision == "open" or st.session_state.get(_GRANTED):
         return
+    # Until a first st.navigation a fresh server lists every file of pages/ in the sidebar. A hidden navigation
+    # of locked stand-ins, one per page address (a deep link is no "page not found"), shows only the prompt.
+    names = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "pages").glob("*.py"))
+    locked = [st.Page(_locked, title="SimCLR Studio", url_path=n, default=n == "home") for n in names]
+    st.navigation(locked or [st.Page(_locked, title="SimCLR Studio", default=True)], position="hidden")
     if decision == "refuse":
         st.error(
             f"This server listens beyond this machine without a password. The operator must set {PASSWORD_ENV} "

@@ -59,11 +59,18 @@ def _require_chromium() -> None:
 
 
 @contextmanager
-def serve(runs: Path, data_root: Path, log: Path) -> Iterator[str]:
-    """``streamlit run app.py`` on a free port with its own runs folder, until the block ends."""
+def serve(
+    runs: Path, data_root: Path, log: Path, address: str = "127.0.0.1", env_extra: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port with its own runs folder, until the block ends.
+
+    ``address``: where it listens (0.0.0.0 is beyond loopback: the password applies); the browser
+    always connects through 127.0.0.1.
+    """
     port = _free_port()
     env = {
         **os.environ,
+        **(env_extra or {}),
         "SIMCLR_STUDIO_RUNS": str(runs),
         "SIMCLR_STUDIO_DATA": str(data_root),
         "SIMCLR_STUDIO_DEFAULT_DATA": "shapes:train?n=10",  # 100 images: the sidebar's default, quick to make
@@ -80,7 +87,7 @@ def serve(runs: Path, data_root: Path, log: Path) -> Iterator[str]:
         "--server.port",
         str(port),
         "--server.address",
-        "127.0.0.1",
+        address,
         "--browser.gatherUsageStats",
         "false",
     ]
