@@ -11,9 +11,17 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.e2e.test_dashboard import choose, idle, metric_value, no_exception, open_page, wait_for
+from tests.e2e.test_dashboard import choose, idle, metric_value, no_exception, wait_for
 
 pytestmark = pytest.mark.e2e
+
+
+def open_page(page, server: str, name: str) -> None:
+    """As test_dashboard's, with room for a first start on a loaded host (imports, warm-up, data)."""
+    page.goto(f"{server}/{name}")
+    page.wait_for_selector("h1", timeout=400_000)
+    idle(page, 300)
+
 
 LAST_PLOT_X = """() => {
   const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.layout && p.layout.sliders);
