@@ -123,10 +123,13 @@ def picture_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def train_on(folder: Path, runs: Path, data: Path, *extra: str) -> subprocess.Popen:
+def train_on(folder: Path, runs: Path, data: Path, resume: Path | None = None) -> subprocess.Popen:
+    """A new 1-epoch run on ``folder`` (2 steps), or with ``resume`` that run continued to 2 epochs."""
     args = ["--data", str(folder), "--image-size", "32", "--limit-images", "64", "--batch-size", "32"]
-    args += ["--epochs", "1", "--val-limit", "20", "--precision", "32", "--no-progress", "--runs-dir", str(runs)]
-    cmd = [sys.executable, "-m", "simclr_core", "train", *args, *extra]
+    args += ["--epochs", "1", "--val-limit", "20", "--precision", "32"]
+    if resume is not None:
+        args = ["--resume", str(resume), "--epochs", "2"]
+    cmd = [sys.executable, "-m", "simclr_core", "train", *args, "--no-progress", "--runs-dir", str(runs)]
     env = {**os.environ, "SIMCLR_STUDIO_DATA": str(data)}
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
 
@@ -161,10 +164,10 @@ def test_sigint_while_a_resume_decodes_leaves_the_run_as_it_was(tmp_path: Path, 
     before = (run.status(), run.metrics(), run.checkpoint("last").read_bytes())
     shutil.rmtree(data / "decoded")  # the cache is gone: the resume decodes again
     (data / "decoded").mkdir()
-    proc = train_on(picture_folder, runs, data, "--resume", str(run.path), "--epochs", "2")
+    proc = train_on(picture_folder, runs, data, resume=run.path)
     signal_while_decoding(proc, data, signal.SIGINT)
     assert (run.status(), run.metrics(), run.checkpoint("last").read_bytes()) == before
     RunLock(run.path).check_free()  # the lock went with the process
-    again = train_on(picture_folder, runs, data, "--resume", str(run.path), "--epochs", "2")
+    again = train_on(picture_folder, runs, data, resume=run.path)
     assert again.wait(timeout=600) == 0 and run.status()["state"] == "finished"
     assert steps(run) == list(range(1, 5))  # 2 steps per epoch, continuous
