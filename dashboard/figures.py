@@ -75,6 +75,39 @@ COMPARE_METRICS = [
     VIEWS_PER_S,
 ]
 PALETTE = ["#4f46e5", "#f97316", "#10b981", "#e11d48", "#0ea5e9", "#a855f7", "#84cc16", "#f59e0b", "#64748b", "#ec4899"]
+# Classes on a map: Okabe & Ito's colour-blind-safe colours (grey and two of Tol's instead of black, which the
+# dark theme would hide), each class also with its own marker symbol, so classes stay apart for every kind of
+# colour vision and in grey print.
+CLASS_PALETTE = [
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#56B4E9",  # sky blue
+    "#D55E00",  # vermillion
+    "#F0E442",  # yellow
+    "#999999",  # grey
+    "#882255",  # wine (Tol)
+    "#44AA99",  # teal (Tol)
+]
+CLASS_SYMBOLS = [
+    "circle",
+    "square",
+    "diamond",
+    "triangle-up",
+    "x",
+    "cross",
+    "triangle-down",
+    "star",
+    "pentagon",
+    "hexagon",
+]
+CLASS_SYMBOLS_3D = ["circle", "square", "diamond", "cross", "x", "circle-open", "square-open", "diamond-open"]
+
+
+def chart_config(name: str) -> dict[str, Any]:
+    """Plotly's toolbar always shown (its camera saves a PNG at twice the size, named after the chart)."""
+    return {"displayModeBar": True, "displaylogo": False, "toImageButtonOptions": {"filename": name, "scale": 2}}
 
 
 def series(rows: list[MetricRow], metric: str, x: str = "step") -> tuple[list[float], list[float]]:
@@ -167,28 +200,57 @@ def curves_figure(rows: list[MetricRow]) -> go.Figure:
     return fig
 
 
-def compare_figure(runs: dict[str, list[MetricRow]], metric: str, x: str) -> go.Figure:
-    """One metric of several runs (their metric rows by run id) against the step, epoch or minutes."""
+def compare_figure(
+    runs: dict[str, list[MetricRow]],
+    metric: str,
+    x: str,
+    overlays: dict[str, list[MetricRow]] | None = None,
+    log_x: bool = False,
+) -> go.Figure:
+    """One metric of several runs (their metric rows by run id) against the step, epoch or minutes.
+
+    ``overlays``: rows read from TensorBoard event files (the tutorial's run), drawn dotted after the runs;
+    one without the metric is named in a note instead of drawing nothing silently.
+    """
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for i, (run_id, rows) in enumerate(runs.items()):
+    missing = []
+    drawn = [(label, rows, False) for label, rows in runs.items()]
+    drawn += [(label, rows, True) for label, rows in (overlays or {}).items()]
+    for i, (label, rows, overlay) in enumerate(drawn):
         if x == "time" and rows:
             t0 = min(float(r["time"]) for r in rows if isinstance(r.get("time"), int | float))
             rows = [{**r, "time": (float(r["time"]) - t0) / 60} for r in rows if isinstance(r.get("time"), int | float)]
         xs, ys = series(rows, metric, x)
+        if overlay and not xs:
+            missing.append(label)
+            continue
+        if log_x:
+            xs, ys = [a for a in xs if a > 0], [b for a, b in zip(xs, ys, strict=True) if a > 0]
         fig.add_trace(
             go.Scattergl(
                 x=xs,
                 y=ys,
-                name=run_id,
+                name=label,
                 mode="lines+markers" if len(xs) < 60 else "lines",
-                line={"color": PALETTE[i % len(PALETTE)]},
+                line={"color": PALETTE[i % len(PALETTE)], **({"dash": "dot", "width": 2.5} if overlay else {})},
             )
+        )
+    if missing:
+        fig.add_annotation(
+            text=f"no {metric} in {', '.join(missing)}",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=1.06,
+            xanchor="left",
+            font={"color": "#64748b"},
         )
     fig.update_layout(
         height=460,
-        xaxis_title="minutes" if x == "time" else x,
+        xaxis={"title": "minutes" if x == "time" else x, "type": "log" if log_x else "linear"},
         yaxis_title=metric,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         legend={"orientation": "h", "y": -0.2},
@@ -208,10 +270,17 @@ def embedding_figure(table: EmbeddingTable) -> go.Figure:
         idx = table.indices[mask]
         xyz = table.coords[mask]
         common = {"name": name, "customdata": idx, "hovertemplate": f"{name}<br>image %{{customdata}}<extra></extra>"}
-        colour = PALETTE[c % len(PALETTE)] if len(table.classes) <= len(PALETTE) else None
+        colour = CLASS_PALETTE[c] if len(table.classes) <= len(CLASS_PALETTE) else None
+        symbols = CLASS_SYMBOLS if table.dims == 2 else CLASS_SYMBOLS_3D
         n = len(table.indices)
         size = (7 if n <= 1000 else 5 if n <= 5000 else 3) if table.dims == 2 else (4 if n <= 2000 else 2.5)
-        marker = {"size": size, "opacity": 0.85, **({"color": colour} if colour else {})}
+        marker = {
+            "size": size,
+            "opacity": 0.85,
+            "symbol": symbols[c % len(symbols)],
+            "line": {"width": 0},
+            **({"color": colour} if colour else {}),
+        }
         if table.dims == 3:
             fig.add_trace(go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", marker=marker, **common))
         else:

@@ -82,6 +82,7 @@ def sidebar() -> None:
             "Dataset",
             services.dataset_choices(),
             key="data_spec",
+            bind="query-params",  # the address carries the view: it is the page's share link
             accept_new_options=True,
             help="Built-in `shapes[:split]`, `cifar10`/`stl10` (downloaded), or a folder / .zip / .tar.gz "
             "path. Type a spec or path to use another one.",
@@ -95,6 +96,7 @@ def sidebar() -> None:
             "Run",
             runs,
             key="run_id",
+            bind="query-params",
             format_func=services.run_label,
             placeholder="no runs yet",
             help="The run shown on the Train, Embeddings and Probe pages.",
@@ -199,7 +201,7 @@ def live_run(run_id: str) -> None:
     m[4].metric("points logged", f"{len(rows)}")
     if rows:
         st.plotly_chart(
-            figures.curves_figure(rows), width="stretch", key="chart.curves", config={"displayModeBar": False}
+            figures.curves_figure(rows), width="stretch", key="chart.curves", config=figures.chart_config(run.id)
         )
     elif state in LIVE:
         st.caption("Waiting for the first step ... (the first batch includes model set-up)")
@@ -211,7 +213,9 @@ def live_run(run_id: str) -> None:
         st.json(run.config, expanded=False)
 
 
-def compare_figure(run_ids: list[str], metric: str, x: str) -> go.Figure:
-    """One metric of several runs against the step, epoch or minutes."""
+def compare_figure(
+    run_ids: list[str], metric: str, x: str, overlays: dict[str, list[MetricRow]] | None = None, log_x: bool = False
+) -> go.Figure:
+    """One metric of several runs (and of TensorBoard overlays) against the step, epoch or minutes."""
     runs = {run_id: services.metric_rows(run) for run_id in run_ids if (run := services.open_run(run_id)) is not None}
-    return figures.compare_figure(runs, metric, x)
+    return figures.compare_figure(runs, metric, x, overlays, log_x)

@@ -54,10 +54,11 @@ c[1].selectbox(
     "Split",
     list(splits),
     key="keep.emb_split",
+    bind="query-params",
     format_func=lambda k: "other labelled data ..." if k == "other" else f"{k} ({splits[k] or 'none'})",
 )
-c[2].select_slider("Points", [500, 1000, 2000, 4000, 8000, 16000], key="keep.emb_points")
-c[3].selectbox("Method", list(evaluation.PROJECTIONS), key="keep.emb_method")
+c[2].select_slider("Points", [500, 1000, 2000, 4000, 8000, 16000], key="keep.emb_points", bind="query-params")
+c[3].selectbox("Method", list(evaluation.PROJECTIONS), key="keep.emb_method", bind="query-params")
 c[4].radio(
     "Features",
     ["h", "z"],
@@ -70,6 +71,7 @@ if ss["keep.emb_split"] == "other":
     st.text_input(
         "Labelled data (spec)",
         key="keep.emb_other",
+        bind="query-params",
         placeholder="e.g. shapes:test?n=50, cifar10:test, or a folder with one subfolder per class",
     )
 spec = splits.get(ss["keep.emb_split"])
@@ -111,6 +113,15 @@ with side:
     st.caption(
         f"{len(table.indices):,} of {feats.feats.shape[0]:,} images · {feats.feats.shape[1]}-d {feats.which} · "
         f"{table.method.upper()} {table.dims}-D" + (" · cached" if table.cached else "")
+    )
+    st.download_button(
+        "Download the map (CSV)",
+        table.to_csv(),
+        file_name=f"{run.id if run is not None else 'checkpoint'}-{table.method}-{table.dims}d.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        key="btn.map_csv",
+        help="index (row in the dataset), label, class and the coordinates of every point on the map.",
     )
 with plot_col:
     event = st.plotly_chart(

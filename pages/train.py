@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import figures, jobs, queueing, services, state, widgets
+from dashboard import figures, jobs, overlays, queueing, services, state, widgets
 from dashboard.errors import attempt
 from dashboard.routing import ensure_routed
 from simclr_core.config import BACKBONES, MONITORS, PRECISIONS, PRESETS, TrainConfig, cpu_demo_config, fast_recipe
@@ -213,9 +213,13 @@ with compare_tab:
     ss["keep.compare_runs"] = [n for n in ss["keep.compare_runs"] if n in names]
     chosen = st.multiselect("Runs", names, key="keep.compare_runs", format_func=services.run_label)
     metric = st.selectbox("Metric", figures.COMPARE_METRICS, key="keep.compare_metric")
-    x_axis = st.radio("x axis", ["step", "epoch", "time"], horizontal=True, key="keep.compare_x")
-    if chosen:
-        st.plotly_chart(widgets.compare_figure(chosen, metric, x_axis), width="stretch", key="chart.compare")
+    x_col, log_col = st.columns([3, 1], vertical_alignment="bottom")
+    x_axis = x_col.radio("x axis", ["step", "epoch", "time"], horizontal=True, key="keep.compare_x")
+    log_x = log_col.checkbox("log x axis", key="keep.compare_log_x")
+    overlays.controls()
+    if chosen or overlays.overlays():
+        figure = widgets.compare_figure(chosen, metric, x_axis, overlays.overlays(), log_x)
+        st.plotly_chart(figure, width="stretch", key="chart.compare", config=figures.chart_config(f"compare-{metric}"))
 
 with queue_tab:
     queueing.queue_panel()
