@@ -43,8 +43,9 @@ FILES = {
 }
 
 
-class DownloadError(RuntimeError):
-    """A download that could not finish; the message says what to do instead (one line)."""
+class DownloadError(ValueError):
+    """A download that could not finish; the message says what to do instead (one line). A ValueError: the
+    dashboard shows user errors as a message, not as an unexpected bug."""
 
 
 def base_url() -> str:
