@@ -121,5 +121,7 @@ def test_the_estimate_covers_a_measured_run(tmp_path: Path) -> None:
     flags += ["--epochs", "1", "--limit-images", "256", "--precision", "32", "--snapshots", "0", "--no-progress"]
     flags += ["--runs-dir", str(tmp_path / "runs")]
     measured = peak_over_idle([sys.executable, "-m", "simclr_core", "train", *flags], env)
+    if measured <= 0:  # seen once in .ci/run on a loaded machine: both peaks read the same
+        pytest.skip("wait4 reported the same peak for the run and an idle import: no measurement")
     estimate = need(cfg, "32", data_bytes=(256 + 20) * 3 * 64 * 64).host
     assert measured <= estimate <= 1.6 * measured, (measured / 2**20, estimate / 2**20)
