@@ -123,6 +123,8 @@ KEYS: dict[str, Key] = {
     "upload.ckpt": Key("an uploaded checkpoint"),
     "emb_query": Key("selected image whose neighbours are shown"),
     "chart.embedding": Key("the map (its selection)"),
+    "keep.emb_replay": Key("the training replay ('Clusters forming') shown", _value(False)),
+    "chart.replay": Key("the replay's animated map"),
     # Probe
     "keep.probe_runs": Key("runs probed and shown"),
     "keep.probe_sizes": Key("labelled images per class", lambda: [10, 20, 50, 100, 200, 500]),
@@ -130,8 +132,6 @@ KEYS: dict[str, Key] = {
     "keep.probe_features": Key("h or z", _value("h")),
     "keep.probe_ckpt": Key("last or best checkpoint", _value("last")),
     "keep.probe_train": Key("labelled training split (empty: the run's)", _value("")),
-    "keep.emb_replay": Key("the training replay ('Clusters forming') shown", _value(False)),
-    "chart.replay": Key("the replay's animated map"),
     "keep.probe_test": Key("labelled test split (empty: the run's)", _value("")),
     "keep.sup_minutes": Key("time budget of the supervised baseline", _value(5.0)),
     "_probe_seen": Key("probe tasks whose end was already shown"),

@@ -7,7 +7,16 @@ import streamlit as st
 from dashboard import figures, jobs, overlays, queueing, services, state, widgets
 from dashboard.errors import attempt
 from dashboard.routing import ensure_routed
-from simclr_core.config import BACKBONES, MONITORS, PRECISIONS, PRESETS, TrainConfig, cpu_demo_config, fast_recipe
+from simclr_core.config import (
+    BACKBONES,
+    METHODS,
+    MONITORS,
+    PRECISIONS,
+    PRESETS,
+    TrainConfig,
+    cpu_demo_config,
+    fast_recipe,
+)
 
 ensure_routed()
 
@@ -131,6 +140,14 @@ with new_tab:
             st.number_input("Views per image", min_value=2, max_value=8, key="train.n_views")
         with b:
             st.markdown("**Model and optimiser**")
+            st.selectbox(
+                "Method",
+                METHODS,
+                key="train.method",
+                help="simclr: InfoNCE; byol: predictor + momentum target; barlowtwins: cross-correlation to "
+                "identity; vicreg: invariance, variance, covariance; supcon: supervised contrastive, which trains "
+                "on the labels of a labelled data split (e.g. shapes:train), so it is not self-supervised",
+            )
             st.selectbox("Backbone", BACKBONES, key="train.backbone")
             st.checkbox("Small-input stem (for 32 px images)", key="train.small_input")
             st.number_input("Projection size (hidden_dim)", min_value=8, max_value=4096, step=8, key="train.hidden_dim")
