@@ -405,11 +405,13 @@ def replay_figure(replay: Replay, frame_ms: int = 700) -> go.Figure:
             idx = replay.indices[mask]
             out.append(
                 go.Scatter(
-                    x=coords[mask, 0],
-                    y=coords[mask, 1],
+                    # plain lists: plotly.py sends numpy arrays as base64 typed arrays, which a frame's
+                    # tween in the browser does not read (Play then moved nothing)
+                    x=coords[mask, 0].tolist(),
+                    y=coords[mask, 1].tolist(),
                     mode="markers",
                     name=name,
-                    customdata=idx,
+                    customdata=idx.tolist(),
                     hovertemplate=f"{name}<br>image %{{customdata}}<extra></extra>",
                     marker={"size": 6, "opacity": 0.85, "color": PALETTE[c % len(PALETTE)]},
                 )

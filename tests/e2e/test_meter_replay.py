@@ -26,12 +26,12 @@ def open_page(page, server: str, name: str) -> None:
 FRAME_XS = """() => {
   const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.layout && p.layout.sliders);
   const frames = plots.length ? plots[0]._transitionData._frames : [];
-  return frames.map(f => Array.from(f.data[0].x).slice(0, 8));
+  return frames.map(f => f.data.flatMap(d => Array.from(d.x || [])).slice(0, 8));
 }"""
 
 LAST_PLOT_X = """() => {
   const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.layout && p.layout.sliders);
-  return plots.length ? Array.from(plots[0].data[0].x).slice(0, 8) : null;
+  return plots.length ? plots[0].data.flatMap(d => Array.from(d.x || [])).slice(0, 8) : null;
 }"""
 
 
