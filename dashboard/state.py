@@ -139,6 +139,7 @@ KEYS: dict[str, Key] = {
     "_sup_seen": Key("baseline jobs whose end was already shown"),
     "btn.probe": Key("Run probe button"),
     "btn.probe_csv": Key("Download CSV button"),
+    "btn.map_csv": Key("Download the map (CSV) button"),
     "btn.supervised": Key("Train baseline button"),
     "btn.stop_supervised": Key("Stop baseline button"),
     "chart.probe": Key("probe figure"),
