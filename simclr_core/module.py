@@ -52,13 +52,26 @@ class SimCLRModule(pl.LightningModule):
     """``config.method`` on ``net`` = ``model.SimCLRNet``; checkpoints hold ``net.*``, ``objective.*`` and
     ``hyper_parameters["config"]``.
 
-    The lr schedule is sized by the Trainer's step estimate, or by ``config.max_minutes`` (``schedule``).
-    ``knn_query_mask`` ((N_val,) bool over validation indices) says which labelled images are kNN
-    queries (and the images of the augmented val_*); every labelled image is in the kNN bank, each query
-    leaves itself out. Without labelled validation data ``knn_query_mask`` stays None.
+    Everything it needs comes at construction, so ``SimCLRModule(config)`` trains in any Trainer:
+
+    * ``steps_per_epoch`` sizes the lr schedule only outside a Trainer (a hand-written loop); inside one
+      the Trainer's ``estimated_stepping_batches`` does, or ``config.max_minutes`` (``schedule``).
+    * ``global_batch``: the images of one optimiser step over all processes (``config.batch_size``
+      when None), the base of ``config.scale_lr``.
+    * ``knn_query_mask`` ((N_val,) bool over validation indices) says which labelled images are kNN
+      queries (and the images of the augmented val_*); every labelled image is in the kNN bank, each query
+      leaves itself out. When None, the attached datamodule's ``knn_query_mask`` is taken at ``setup``
+      (``datamodule.SimCLRDataModule``); without labelled validation data it stays None.
     """
 
-    def __init__(self, config: TrainConfig | dict[str, Any]) -> None:
+    def __init__(
+        self,
+        config: TrainConfig | dict[str, Any],
+        *,
+        steps_per_epoch: int = 1,
+        global_batch: int | None = None,
+        knn_query_mask: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         if isinstance(config, dict):
             config = TrainConfig.from_dict(config)
@@ -70,14 +83,12 @@ class SimCLRModule(pl.LightningModule):
         self.objective = make_method(config.method, self.net, config.hidden_dim)
         # The names of last_train_metrics' entries, as metrics.jsonl columns.
         self.train_metric_names = (*TRAIN_METRICS, *(f"train_{t}" for t in self.objective.terms))
-        self.steps_per_epoch = (
-            1  # only used outside a Trainer; inside one the Trainer's step estimate sizes the schedule
-        )
+        self.steps_per_epoch = max(1, steps_per_epoch)
         # Training time of this run across resumes: the time budget's schedule and stop decision read it.
         self.clock = TrainingClock(config.max_minutes * 60 if config.max_minutes else None)
         self.budget_fraction = 0.0  # the share of the budget the lr schedule follows: rank 0's clock on every rank
-        self.global_batch = config.batch_size
-        self.knn_query_mask: torch.Tensor | None = None
+        self.global_batch = global_batch or config.batch_size
+        self.knn_query_mask = knn_query_mask
         self.skip_validation = False  # set when the user stops: no slow validation on the way out
         self.last_train_metrics: torch.Tensor | None = None  # loss, top1, top5, mean_pos, method terms; reduced
         self._generator: torch.Generator | None = None
@@ -110,6 +121,11 @@ class SimCLRModule(pl.LightningModule):
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net.backbone(x).float()
+
+    def setup(self, stage: str) -> None:
+        # Lightning sets up the datamodule first, so its monitoring split (and query mask) is loaded by now.
+        if self.knn_query_mask is None:
+            self.knn_query_mask = getattr(self.trainer.datamodule, "knn_query_mask", None)
 
     # -- training -----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

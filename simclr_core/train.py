@@ -404,7 +404,12 @@ def _fit(
     callbacks: RunCallbacks | None = None
     try:
         pl.seed_everything(cfg.seed, workers=False, verbose=False)
-        module = SimCLRModule(cfg)
+        module = SimCLRModule(
+            cfg,
+            steps_per_epoch=max(1, len(prepared.train_images) // cfg.batch_size),
+            global_batch=cfg.batch_size,
+            knn_query_mask=prepared.knn_mask,
+        )
         callbacks = run_callbacks(
             run,
             epochs=cfg.epochs,
@@ -418,9 +423,6 @@ def _fit(
         )
         trainer = build_trainer(prepared, callbacks.all, run, progress_bar)
         keep_our_handlers(trainer)  # a signal is a stop request (StopPolicy), never Lightning's SIGTERMException
-        module.steps_per_epoch = max(1, len(prepared.train_images) // cfg.batch_size)
-        module.global_batch = cfg.batch_size
-        module.knn_query_mask = prepared.knn_mask
         if run is not None:
             run.log(
                 f"start: {cfg.data} ({len(prepared.train_images)} images), val {prepared.val_spec}, "
