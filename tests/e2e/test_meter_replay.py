@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_dashboard import choose, idle, metric_value, no_exception, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -59,47 +59,46 @@ def trained(tmp_path: Path) -> Path:
     return run.path
 
 
-def test_the_meter_follows_a_slider_and_the_replay_moves_the_points(trained: Path, fresh_server: str) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_the_meter_follows_a_slider_and_the_replay_moves_the_points(trained: Path, fresh_server: str, browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1400, "height": 1200}).new_page()
-        page.set_default_timeout(120_000)
-        try:
-            open_page(page, fresh_server, "augment")
-            page.get_by_role("tab", name="Difficulty").click()
-            choose(page, "Encoder", trained.name)
-            page.locator('[data-testid="stMetric"]').filter(has_text="InfoNCE loss").wait_for()
-            before = metric_value(page, "InfoNCE loss")
-            thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Area fraction").get_by_role("slider")
-            thumb.first.focus()
-            for _ in range(10):
-                page.keyboard.press("ArrowRight")
-            wait_for(lambda: metric_value(page, "InfoNCE loss") != before, 60, "the meter did not follow the slider")
-            idle(page)
-            page.get_by_text("What the network sees").wait_for()
-            assert page.get_by_text("its other view").count() >= 1
-            no_exception(page)
-            page.screenshot(path=str(ARTIFACTS / "augment_difficulty.png"), full_page=True)
+    # the session's browser: a second sync_playwright in one process fails ("Sync API inside the asyncio loop")
+    context = browser.new_context(viewport={"width": 1400, "height": 1200})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        open_page(page, fresh_server, "augment")
+        page.get_by_role("tab", name="Difficulty").click()
+        choose(page, "Encoder", trained.name)
+        page.locator('[data-testid="stMetric"]').filter(has_text="InfoNCE loss").wait_for()
+        before = metric_value(page, "InfoNCE loss")
+        thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Area fraction").get_by_role("slider")
+        thumb.first.focus()
+        for _ in range(10):
+            page.keyboard.press("ArrowRight")
+        wait_for(lambda: metric_value(page, "InfoNCE loss") != before, 60, "the meter did not follow the slider")
+        idle(page)
+        page.get_by_text("What the network sees").wait_for()
+        assert page.get_by_text("its other view").count() >= 1
+        no_exception(page)
+        page.screenshot(path=str(ARTIFACTS / "augment_difficulty.png"), full_page=True)
 
-            open_page(page, fresh_server, "embeddings")
-            choose(page, "Split", "other labelled data ...")
-            spec = page.get_by_label("Labelled data (spec)", exact=True)
-            spec.fill("shapes:test?n=20")
-            spec.press("Enter")
-            idle(page)
-            choose(page, "Method", "PCA 2-D")
-            page.get_by_text("Replay the training (4 snapshots)").click()
-            idle(page)
-            wait_for(lambda: page.evaluate(LAST_PLOT_X) is not None, 120, "no replay chart")
-            frames = page.evaluate(FRAME_XS)  # what Play animates: one map per snapshot, the points moving
-            assert len(frames) == 4 and frames[0] != frames[-1], frames
-            assert page.evaluate(LAST_PLOT_X) == frames[0]  # the chart opens on the first snapshot
-            page.get_by_text("▶ Play").click()
-            page.wait_for_timeout(4000)  # let the animation run before the screenshot
-            no_exception(page)
-            page.get_by_text("Clusters forming").scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "embeddings_replay.png"), full_page=True)
-        finally:
-            browser.close()
+        open_page(page, fresh_server, "embeddings")
+        choose(page, "Split", "other labelled data ...")
+        spec = page.get_by_label("Labelled data (spec)", exact=True)
+        spec.fill("shapes:test?n=20")
+        spec.press("Enter")
+        idle(page)
+        choose(page, "Method", "PCA 2-D")
+        page.get_by_text("Replay the training (4 snapshots)").click()
+        idle(page)
+        wait_for(lambda: page.evaluate(LAST_PLOT_X) is not None, 120, "no replay chart")
+        frames = page.evaluate(FRAME_XS)  # what Play animates: one map per snapshot, the points moving
+        assert len(frames) == 4 and frames[0] != frames[-1], frames
+        assert page.evaluate(LAST_PLOT_X) == frames[0]  # the chart opens on the first snapshot
+        page.get_by_text("▶ Play").click()
+        page.wait_for_timeout(4000)  # let the animation run before the screenshot
+        no_exception(page)
+        page.get_by_text("Clusters forming").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "embeddings_replay.png"), full_page=True)
+    finally:
+        context.close()
