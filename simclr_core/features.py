@@ -101,6 +101,12 @@ def _as_uint8_tensor(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     return images
 
 
+def eval_side(hparams: dict[str, Any]) -> int | None:
+    """The side a run's whole images are encoded at: its training side times ``eval_scale`` (FixRes)."""
+    side = hparams.get("image_size")
+    return round(int(side) * float(hparams.get("eval_scale") or 1.0)) if side else None
+
+
 @torch.no_grad()
 def encode(
     net_or_checkpoint: SimCLRNet | LoadedCheckpoint | str | Path,
@@ -131,7 +137,7 @@ def encode(
     else:
         net = net_or_checkpoint
     aug = hp.get("aug") or {}
-    size = int(image_size or hp.get("image_size") or images.shape[-1])
+    size = int(image_size or eval_side(hp) or images.shape[-1])
     mean_t = torch.tensor(mean or aug.get("mean") or DEFAULT_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
     std_t = torch.tensor(std or aug.get("std") or DEFAULT_STD, dtype=torch.float32).view(1, 3, 1, 1)
     dev = torch.device(device) if device is not None else default_device()
@@ -259,7 +265,7 @@ def features_for(
         loaded = load_checkpoint(source)
         hp = loaded.hparams
     aug = hp.get("aug") or {}
-    size = int(image_size or hp.get("image_size") or 96)
+    size = int(image_size or eval_side(hp) or 96)
     prep = {
         "mean": list(aug.get("mean") or DEFAULT_MEAN),
         "std": list(aug.get("std") or DEFAULT_STD),

@@ -23,6 +23,7 @@ from simclr_core.features import (
     RandomInit,
     checkpoint_identity,
     default_eval_specs,
+    eval_side,
     features_for,
     run_dir_of,
 )
@@ -140,7 +141,7 @@ def probe_report(
         arch = RandomInit(
             hp.get("backbone", "resnet18"),
             bool(hp.get("small_input", False)),
-            int(image_size or hp.get("image_size") or 96),
+            int(image_size or eval_side(hp) or 96),
             int(hp.get("hidden_dim", 128)),
             seed,
         )

@@ -30,9 +30,10 @@ def save_checkpoint(path: Path, net: SimCLRNet, cfg: TrainConfig) -> Path:
     return path
 
 
-def make_run(root: Path, seed: int = 0, mean: float = 0.5) -> Path:
+def make_run(root: Path, seed: int = 0, mean: float = 0.5, eval_scale: float = 1.0) -> Path:
     """A minimal run directory (config.json + checkpoints/last.ckpt) with a randomly initialised net."""
-    cfg = TrainConfig(image_size=32, small_input=False, aug=AugmentationConfig(mean=(mean,) * 3, std=(0.25,) * 3))
+    aug = AugmentationConfig(mean=(mean,) * 3, std=(0.25,) * 3)
+    cfg = TrainConfig(image_size=32, eval_scale=eval_scale, small_input=False, aug=aug)
     (root / "checkpoints").mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(json.dumps({"kind": "simclr", "config": cfg.to_dict()}))
     torch.manual_seed(seed)
@@ -82,6 +83,21 @@ def test_features_cache_hit_reads_the_same_file(tmp_path: Path) -> None:
     third = features_for(ckpt, SPEC, "h", device="cpu")
     assert not third.meta.get("cached") and not torch.allclose(third.feats, first.feats)
     assert not files[0].exists() and len(list((tmp_path / "run" / "features").glob("*.pt"))) == 2  # h (new) and z
+
+
+def test_a_run_with_an_eval_scale_is_encoded_and_probed_at_its_side(tmp_path: Path) -> None:
+    from simclr_core.probe_run import run_probe
+
+    ckpt = make_run(tmp_path / "run", eval_scale=1.5)
+    assert features_for(ckpt, SPEC, "h", device="cpu").meta["image_size"] == 48
+    assert features_for(ckpt, SPEC, "h", device="cpu", image_size=32).meta["image_size"] == 32  # asked: honoured
+    report = run_probe(ckpt, None, "shapes:train?n=5", SPEC, sizes=[2], repeats=1, device="cpu")
+    assert report["image_size"] == 48
+    from simclr_core.data.spec import data_root
+
+    metas = [torch.load(f, weights_only=True)["meta"] for f in (data_root() / "features").glob("*.pt")]
+    baseline = [m for m in metas if "random_init" in m["source"] and m["spec"] == SPEC]
+    assert any(m["image_size"] == 48 for m in baseline)  # the random-init baseline at the same side
 
 
 def test_resolve_source_of_a_run(tmp_path: Path) -> None:
