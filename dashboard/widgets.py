@@ -6,7 +6,7 @@ runs, reading the run store: the background job writes it, the page only polls.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -164,6 +164,17 @@ def _buttons(run_id: str, state: str, kind: str) -> None:
             st.rerun(scope="app")
 
 
+def progress_text(status: dict[str, Any], max_minutes: float | None) -> str:
+    """The progress bar's words. Under a time budget the epoch and step counts are only caps (the budget ends the
+    run long before ``epochs``), so the bar speaks of the budget instead of "epoch 7/1000"."""
+    progress = float(status.get("progress") or 0.0)
+    epoch, step = status.get("epoch", 0), status.get("step", 0)
+    if max_minutes:
+        return f"epoch {epoch} · step {step} · {progress:.0%} of the {float(max_minutes):g}-minute budget"
+    epochs, total = status.get("epochs"), status.get("total_steps")
+    return f"epoch {epoch}{f'/{epochs}' if epochs else ''} · step {step}{f'/{total}' if total else ''} · {progress:.0%}"
+
+
 @st.fragment(run_every=1.5)
 def live_run(run_id: str) -> None:
     """Status, controls and curves of one run; reruns alone every 1.5 s while the page is open."""
@@ -181,15 +192,7 @@ def live_run(run_id: str) -> None:
     with buttons:
         _buttons(run.id, state, run.kind)
     progress = float(status.get("progress") or 0.0)
-    total = status.get("total_steps")
-    st.progress(
-        min(max(progress, 0.0), 1.0),
-        text=f"epoch {status.get('epoch', 0)}"
-        + (f"/{status['epochs']}" if status.get("epochs") else "")
-        + f" · step {status.get('step', 0)}"
-        + (f"/{total}" if total else "")
-        + f" · {progress:.0%}",
-    )
+    st.progress(min(max(progress, 0.0), 1.0), text=progress_text(status, run.train_config.get("max_minutes")))
     m = st.columns(5)
     views = _last(rows, VIEWS_PER_S)
     knn = _last(rows, KNN_ACC)

@@ -297,3 +297,12 @@ def test_upload_that_is_not_an_image_is_reported(runs_root: Path) -> None:
     assert not at.exception
     assert any("notes.png" in w.value for w in at.warning)
     assert images(at), "the good image should still be shown"
+
+
+def test_the_progress_bar_speaks_of_the_budget_on_a_budget_run() -> None:
+    from dashboard.widgets import progress_text
+
+    status = {"epoch": 7, "epochs": 1000, "step": 500, "total_steps": 312000, "progress": 0.4}
+    assert progress_text(status, None) == "epoch 7/1000 · step 500/312000 · 40%"
+    budget = progress_text(status, 5)
+    assert budget == "epoch 7 · step 500 · 40% of the 5-minute budget" and "1000" not in budget
