@@ -258,6 +258,22 @@ def compare_figure(
     return fig
 
 
+def class_marker(c: int, n_classes: int, n_points: int, dims: int = 2) -> dict[str, Any]:
+    """Marker of class ``c`` on a map: its colour-blind-safe colour and its own symbol, sized for the point count.
+    Past ten classes Plotly's own colour cycle takes over (the symbols still repeat in step)."""
+    colour = CLASS_PALETTE[c] if n_classes <= len(CLASS_PALETTE) else None
+    symbols = CLASS_SYMBOLS if dims == 2 else CLASS_SYMBOLS_3D
+    n = n_points
+    size = (7 if n <= 1000 else 5 if n <= 5000 else 3) if dims == 2 else (4 if n <= 2000 else 2.5)
+    return {
+        "size": size,
+        "opacity": 0.85,
+        "symbol": symbols[c % len(symbols)],
+        "line": {"width": 0},
+        **({"color": colour} if colour else {}),
+    }
+
+
 def embedding_figure(table: EmbeddingTable) -> go.Figure:
     """WebGL scatter (2-D) or 3-D scatter, one trace per class; customdata carries the dataset index."""
     import plotly.graph_objects as go
@@ -270,17 +286,7 @@ def embedding_figure(table: EmbeddingTable) -> go.Figure:
         idx = table.indices[mask]
         xyz = table.coords[mask]
         common = {"name": name, "customdata": idx, "hovertemplate": f"{name}<br>image %{{customdata}}<extra></extra>"}
-        colour = CLASS_PALETTE[c] if len(table.classes) <= len(CLASS_PALETTE) else None
-        symbols = CLASS_SYMBOLS if table.dims == 2 else CLASS_SYMBOLS_3D
-        n = len(table.indices)
-        size = (7 if n <= 1000 else 5 if n <= 5000 else 3) if table.dims == 2 else (4 if n <= 2000 else 2.5)
-        marker = {
-            "size": size,
-            "opacity": 0.85,
-            "symbol": symbols[c % len(symbols)],
-            "line": {"width": 0},
-            **({"color": colour} if colour else {}),
-        }
+        marker = class_marker(c, len(table.classes), len(table.indices), table.dims)
         if table.dims == 3:
             fig.add_trace(go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", marker=marker, **common))
         else:
@@ -413,7 +419,7 @@ def replay_figure(replay: Replay, frame_ms: int = 700) -> go.Figure:
                     name=name,
                     customdata=idx.tolist(),
                     hovertemplate=f"{name}<br>image %{{customdata}}<extra></extra>",
-                    marker={"size": 6, "opacity": 0.85, "color": PALETTE[c % len(PALETTE)]},
+                    marker=class_marker(c, len(classes), len(replay.indices)),  # as on the map above it
                 )
             )
         return out

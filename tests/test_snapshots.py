@@ -112,3 +112,15 @@ def test_the_replay_of_a_run_moves_its_points(snapshot_run: Run) -> None:
         assert np.sqrt((frame.coords**2).sum(1).mean()) == pytest.approx(1.0, abs=1e-4)
     with pytest.raises(ConfigError, match="no snapshots"):
         run_replay([], "shapes:test?n=5")
+
+
+def test_the_replay_draws_each_class_as_the_map_does(snapshot_run: Run) -> None:
+    from dashboard.figures import CLASS_PALETTE, embedding_figure, replay_figure
+    from simclr_core.projection import EmbeddingTable
+
+    rep = run_replay(snapshot_run.snapshots(), "shapes:test?n=5", limit=40)
+    table = EmbeddingTable(rep.frames[-1].coords, rep.labels, rep.indices, rep.classes, "pca", 2, "shapes:test?n=5")
+    fig, still = replay_figure(rep), embedding_figure(table)
+    markers = {t.name: (t.marker.color, t.marker.symbol) for t in fig.data}
+    assert markers == {t.name: (t.marker.color, t.marker.symbol) for t in still.data}
+    assert {colour for colour, _ in markers.values()} <= set(CLASS_PALETTE)
