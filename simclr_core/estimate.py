@@ -17,7 +17,7 @@ import torch
 from simclr_core.augment import make_views
 from simclr_core.config import TrainConfig
 from simclr_core.devices import resolve_precision, torch_device
-from simclr_core.loss import info_nce
+from simclr_core.methods import BATCH_NORM_HEAD, make_method
 from simclr_core.model import SimCLRNet
 
 TIMED_BATCH = 32  # images per timed step: seconds per image barely depend on the batch beyond this
@@ -58,15 +58,21 @@ def _autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | 
 
 
 def seconds_per_image(config: TrainConfig, steps: int = 2) -> float:
-    """Median seconds per training image of ``steps`` timed steps after one warm-up step."""
+    """Median seconds per training image of ``steps`` timed steps after one warm-up step.
+
+    The step is the method's own (BYOL's predictor and momentum target cost about a third more than SimCLR)."""
     device = torch_device(config.device)
-    net = SimCLRNet(config.backbone, config.hidden_dim, config.small_input).to(device)
+    net = SimCLRNet(config.backbone, config.hidden_dim, config.small_input, config.method in BATCH_NORM_HEAD)
+    net = net.to(device)
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    objective = make_method(config.method, net, config.hidden_dim).to(device)
+    params = list(net.parameters()) + [p for p in objective.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)  # as training
     batch = min(TIMED_BATCH, config.batch_size)
     size = config.image_size
     images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
+    labels = torch.arange(batch, device=device) % 10  # for a method that trains on labels (supcon)
     generator = torch.Generator(device=device).manual_seed(0)
     dtype = _autocast_dtype(config, device)
     aug = replace(config.aug, crop_size=size)
@@ -78,10 +84,11 @@ def seconds_per_image(config: TrainConfig, steps: int = 2) -> float:
             views = views.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             _, z = net(views)
-        loss, _ = info_nce(z.float(), config.temperature, config.n_views)
+            loss, _ = objective(z, views, labels, config.n_views, config.temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        objective.after_step(net, 0.0)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)

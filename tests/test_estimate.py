@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from simclr_core.config import TrainConfig, fast_recipe
+from simclr_core.config import METHODS, TrainConfig, fast_recipe
 from simclr_core.estimate import Estimate, estimate, human_duration
 
 
@@ -25,6 +25,13 @@ def test_the_seed_settings_cost_far_more_per_image_than_the_fast_recipe() -> Non
     assert seed.seconds_per_image > 3 * fast.seconds_per_image > 0
     assert fast.total_s == pytest.approx(300.0)  # the recipe's 5-minute budget ends the run
     assert seed.total_s == pytest.approx(seed.seconds_per_image * 1000 * 500)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_times_its_own_step(method: str) -> None:
+    """BYOL's predictor and target, supcon's labels: the timed step is the method's, not always InfoNCE."""
+    config = replace(fast_recipe(), method=method, precision="32", batch_size=8)
+    assert estimate(config, images=100, steps=1).seconds_per_image > 0
 
 
 def test_human_duration() -> None:
