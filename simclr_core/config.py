@@ -203,8 +203,8 @@ class TrainConfig:
     data: str = "shapes:unlabeled"  # dataset spec of the contrastive training images
     val_data: str | None = None  # labelled spec for val_* and knn_acc; None: the source's labelled train split
     image_size: int = 96  # decode and crop side; 32 with small_input for CPU demos
-    # kNN, probe and maps encode whole images at image_size x this. Random crops train on magnified objects, so
-    # whole images read better a little larger (FixRes; the fast CPU recipe: 1.5, 48 px for 32 px views).
+    # kNN, probe and maps encode whole images at image_size x this (FixRes: random crops train on magnified
+    # objects). On CIFAR-10 at 32 px, 1.5 gained 1.5 kNN points after 5 minutes and lost 1.3 after 20 (BENCHMARKS.md).
     eval_scale: float = 1.0
     limit_images: int | None = None  # use only the first N training images (quick experiments)
     val_limit: int | None = None  # use a class-balanced subset of N validation images (val_* and knn_acc)
@@ -336,7 +336,6 @@ def fast_recipe(
     return TrainConfig(
         data=data,
         image_size=32,
-        eval_scale=1.0 if gpu else 1.5,  # FixRes: whole images at 48 px read ~1.5 kNN points better
         backbone="resnet18" if gpu else "resnet10",
         small_input=gpu,
         batch_size=256 if gpu else 128,
