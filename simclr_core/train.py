@@ -2,12 +2,15 @@
 
 Order of events, so that no work is lost and nothing starts on bad settings:
 
-1. ``prepare``: validate the config, load the data, check data-dependent limits (batch vs images,
-   labelled validation images). Any problem raises ConfigError/DatasetError before a run exists.
-2. ``create_run`` (or reopen one to resume: metrics past the checkpoint's step are dropped).
-3. ``trainer.fit`` with the callbacks of ``callbacks.run_callbacks``: step metrics in batches every
-   ~2 s (first step at once), status heartbeat with progress/ETA every ~3 s, validation row per
-   epoch, ``last.ckpt`` every epoch and on stop, ``best.ckpt`` on the monitored metric.
+1. ``preflight.prepare``: validate the config, load the data (``data.training_data``), check
+   data-dependent limits (batch vs images, labelled validation images, memory). Any problem raises
+   ConfigError/DatasetError before a run exists.
+2. ``run_open.open_run``: ``create_run``, or reopen one to resume (metrics past the checkpoint's
+   step are dropped), under the run's writer lock.
+3. ``trainer.fit(SimCLRModule, SimCLRDataModule)`` with the callbacks of ``callbacks.run_callbacks``:
+   step metrics in batches every ~2 s (first step at once), status heartbeat with progress/ETA every
+   ~3 s, validation row per epoch, ``last.ckpt`` every epoch and on stop, ``best.ckpt`` on the
+   monitored metric. The module and datamodule need none of this; they train in any ``pl.Trainer``.
 4. ``_final_status`` from the stop policy's reason: NaN/inf -> failed, stop request -> stopped,
    ``max_minutes`` -> finished with the reason, else finished.
 
@@ -18,182 +21,31 @@ re-run the same command and learn the directory from ``$SIMCLR_RUN_DIR``.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import platform
-import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
-import torchvision
-from torch.utils.data import DataLoader
 
 from simclr_core.callbacks import Progress, RunCallbacks, run_callbacks
 from simclr_core.config import ConfigError, TrainConfig
-from simclr_core.data import DatasetError, ImageSet, load_dataset
-from simclr_core.data.batches import EpochBatches, UInt8Images, balanced_subset, batch_loader, knn_query_mask
-from simclr_core.data.spec import sibling_spec
-from simclr_core.devices import resolve_device, resolve_precision
-from simclr_core.distributed import env_global_rank
+from simclr_core.datamodule import SimCLRDataModule
 from simclr_core.jobs import Job
-from simclr_core.memory import check as check_memory
-from simclr_core.model import CheckpointError
 from simclr_core.module import SimCLRModule
-from simclr_core.run_lock import RunLock
-from simclr_core.safe_load import clean_message, resume_step
+from simclr_core.preflight import Prepared, StoppedBeforeStart, prepare, stop_while_loading
+from simclr_core.run_open import open_run, resolve
+from simclr_core.safe_load import clean_message
 from simclr_core.signals import keep_our_handlers
-from simclr_core.store import Run, create_run, write_json_atomic
+from simclr_core.store import Run
+
+# prepare, Prepared and StoppedBeforeStart are part of this module's API (the CLI and the tests import them here).
+__all__ = ["RUN_DIR_ENV", "Prepared", "StoppedBeforeStart", "TrainingJob", "build_trainer", "prepare", "train"]
 
 RUN_DIR_ENV = "SIMCLR_RUN_DIR"
-
-
-class StoppedBeforeStart(Exception):
-    """A stop was requested while settings were checked and data loaded: no run directory was made."""
-
-
-def stop_while_loading(stop_event: threading.Event | None) -> Callable[[str, float], None] | None:
-    """A data-progress callback that ends decoding at its next report once a stop is requested.
-
-    Decoding a large folder takes minutes; a signal then should not wait for it. The raise unwinds
-    through the cache writer, which removes its half-written entry.
-    """
-    if stop_event is None:
-        return None
-
-    def check(message: str, fraction: float) -> None:
-        if stop_event.is_set():
-            raise StoppedBeforeStart(f"stopped while {message} ({fraction:.0%} done); nothing was written")
-
-    return check
-
-
-@dataclass
-class Prepared:
-    """Everything ``train`` needs, checked before a run directory exists."""
-
-    config: TrainConfig
-    train_set: ImageSet
-    train_images: torch.Tensor
-    val_images: torch.Tensor | None
-    val_labels: torch.Tensor | None
-    knn_mask: torch.Tensor | None
-    val_spec: str | None
-    accelerator: str
-    devices: Any
-    precision: str
-    world: int
-    per_device_batch: int
-    train_labels: torch.Tensor | None = None  # (N,) int64, only for a method that trains on labels (supcon)
-
-
-def default_val_spec(data: str) -> str | None:
-    """The labelled train split of the training source (the seed's validation set), if it has one."""
-    try:
-        return sibling_spec(data, "train")
-    except (DatasetError, ValueError):
-        return None
-
-
-def prepare(config: TrainConfig, data_progress: Callable[..., None] | None = None) -> Prepared:
-    """Validate settings and load data; raise ConfigError/DatasetError on anything that cannot work."""
-    config.validate()
-    check_strategy(config.strategy)
-    if config.aug.crop_size != config.image_size:  # views are image_size; keep config.json saying so
-        config = replace(config, aug=replace(config.aug, crop_size=config.image_size))
-    accelerator, device_list = resolve_device(config.device)
-    precision = resolve_precision(config.precision, accelerator, config.image_size)
-    devices = device_list or config.devices
-    world = (len(devices) if isinstance(devices, list) else int(devices)) * config.num_nodes
-    if config.batch_size % world:
-        raise ConfigError(f"batch_size {config.batch_size} is global and must divide evenly over {world} processes")
-    per_device = config.batch_size // world
-    if per_device < 2:
-        raise ConfigError(f"batch_size {config.batch_size} over {world} processes leaves fewer than 2 images each")
-    here = world // config.num_nodes  # processes on this host
-    check_memory(config, precision, accelerator, per_device, processes_here=here)  # before any data is decoded
-    kwargs = {"progress": data_progress} if data_progress else {}
-    train_set = load_dataset(config.data, config.image_size, **kwargs)
-    images = train_set.images
-    if config.limit_images is not None:
-        images = images[: config.limit_images]
-    n = int(images.shape[0])
-    if config.batch_size > n:
-        raise ConfigError(
-            f"batch_size {config.batch_size} is larger than the {n} training images of {config.data!r}; "
-            f"lower --batch-size to at most {n} or use more images"
-        )
-    train_labels = _train_labels(config, train_set.labels[:n]) if config.method == "supcon" else None
-    val_spec = config.val_data or default_val_spec(config.data)
-    val_images = val_labels = mask = None
-    if val_spec:
-        val_set = train_set if val_spec == train_set.spec else load_dataset(val_spec, config.image_size, **kwargs)
-        labelled = (val_set.labels >= 0).nonzero().flatten()
-        if len(labelled) >= 2:
-            keep = labelled
-            if config.val_limit is not None and config.val_limit < len(keep):
-                keep = keep[balanced_subset(val_set.labels[keep], config.val_limit, config.seed)]
-            query = knn_query_mask(val_set.labels[keep], config.seed)
-            keep = torch.cat([keep[query], keep[~query]])  # queries first: whole batches of them for val_*
-            copy = len(keep) * 3 * config.image_size**2  # the validation images about to be copied into RAM
-            check_memory(config, precision, accelerator, per_device, data_bytes=copy, processes_here=here)
-            val_images, val_labels = val_set.images[keep], val_set.labels[keep].clone()
-            mask = torch.arange(len(keep)) < int(query.sum())
-        elif config.val_data:
-            raise ConfigError(f"validation data {val_spec!r} has fewer than 2 labelled images; give a labelled split")
-    if mask is None and config.monitor == "knn_acc":
-        raise ConfigError("monitor knn_acc needs labelled validation data (--val-data); use --monitor val_acc_top5")
-    return Prepared(
-        config,
-        train_set,
-        images,
-        val_images,
-        val_labels,
-        mask,
-        val_spec,
-        accelerator,
-        devices,
-        precision,
-        world,
-        per_device,
-        train_labels,
-    )
-
-
-def _train_labels(config: TrainConfig, labels: torch.Tensor) -> torch.Tensor:
-    """The training images' labels for supcon, refused in one line when some image has none."""
-    missing = int((labels < 0).sum())
-    if missing:
-        raise ConfigError(
-            f"method supcon trains on labels, but {missing} of the {len(labels)} training images of {config.data!r} "
-            "have none; train on a labelled split (e.g. cifar10:train, shapes:train) or use a self-supervised method"
-        )
-    return labels.clone()
-
-
-# -- recording ------------------------------------------------------------------------------------
-def _versions() -> dict[str, str]:
-    import numpy
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "pytorch_lightning": pl.__version__,
-        "numpy": numpy.__version__,
-    }
-
-
-def _device_description(accelerator: str) -> str:
-    if accelerator == "gpu" and torch.cuda.is_available():
-        return f"cuda ({torch.cuda.get_device_name(0)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -220,137 +72,6 @@ def build_trainer(
     )
 
 
-def _loaders(prepared: Prepared) -> tuple[DataLoader, DataLoader | None]:
-    cfg = prepared.config
-    pin = prepared.accelerator == "gpu"
-    train_sampler = EpochBatches(
-        len(prepared.train_images), prepared.per_device_batch, shuffle=True, seed=cfg.seed, world=prepared.world
-    )
-    train = batch_loader(UInt8Images(prepared.train_images, prepared.train_labels), train_sampler, pin)
-    val = None
-    if prepared.val_images is not None:
-        val_sampler = EpochBatches(
-            len(prepared.val_images), prepared.per_device_batch, shuffle=False, world=prepared.world
-        )
-        val = batch_loader(UInt8Images(prepared.val_images, prepared.val_labels), val_sampler, pin)
-    return train, val
-
-
-def check_strategy(name: str) -> None:
-    """Lightning's strategy names, refused here rather than by the Trainer once a run directory exists."""
-    from pytorch_lightning.strategies import StrategyRegistry
-
-    known = ("auto", *StrategyRegistry.available_strategies())
-    if name not in known:
-        common = ", ".join(n for n in known if "_" not in n or n == "ddp_spawn")
-        raise ConfigError(f"unknown strategy {name!r}; choose one of {common} (or another Lightning strategy name)")
-
-
-def open_for_resume(run_dir: str | Path) -> tuple[Run, TrainConfig, Path]:
-    """A stopped/interrupted/failed run, its config and last.ckpt; refuses runs that are alive or done."""
-    run = Run(run_dir)
-    if not run.config_path.is_file():
-        raise ConfigError(f"--resume {run_dir}: not a run directory (no config.json)")
-    broken = run.broken()
-    if broken:
-        raise ConfigError(f"--resume {run_dir}: {broken}")
-    if run.kind != "simclr":
-        raise ConfigError(f"--resume {run_dir}: a {run.kind} run, not a SimCLR run")
-    state = run.state
-    if state in ("running", "queued"):
-        raise ConfigError(f"run {run.id} is still {state} (pid {run.raw_status().get('pid')}); stop it first")
-    ckpt = run.checkpoint("last")
-    if ckpt is None:
-        raise ConfigError(
-            f"run {run.id} has no checkpoints/last.ckpt yet (it stopped before its first save); start a new run instead"
-        )
-    RunLock(run.path).check_free()  # fail fast, before data loading; _open_run takes the lock itself
-    try:
-        resume_step(ckpt)
-    except CheckpointError as err:
-        raise ConfigError(f"cannot resume run {run.id}: {err}") from None
-    return run, TrainConfig.from_dict(run.train_config), ckpt
-
-
-def _run_extra(prepared: Prepared) -> dict[str, Any]:
-    return {
-        "versions": _versions(),
-        "device": _device_description(prepared.accelerator),
-        "precision": prepared.precision,
-        "world_size": prepared.world,
-        "per_device_batch": prepared.per_device_batch,
-        "train_images": len(prepared.train_images),
-        "val_data": prepared.val_spec,
-    }
-
-
-def _resolve(
-    config: TrainConfig | None, resume: str | Path | None, overrides: dict[str, Any] | None
-) -> tuple[TrainConfig, Run | None, Path | None]:
-    """(config, run to resume or None, its last.ckpt or None), with ``overrides`` applied."""
-    run = ckpt = None
-    if resume is not None:
-        if env_global_rank() > 0:  # DDP rank > 0 (any launcher): rank 0 checked it and writes
-            run = Run(resume)
-            config, ckpt = TrainConfig.from_dict(run.train_config), run.checkpoint_dir / "last.ckpt"
-        else:
-            run, config, ckpt = open_for_resume(resume)
-    if config is None:
-        raise ConfigError("training needs a TrainConfig or a run directory to resume")
-    if overrides:
-        config = replace(config, **overrides)
-    return config, run, ckpt
-
-
-def _open_run(
-    prepared: Prepared, runs_root: str | Path, name: str | None, resumed: Run | None, ckpt: Path | None
-) -> tuple[Run | None, RunLock | None]:
-    """The run this process writes, locked: a new one, the resumed one (metrics cut at the checkpoint), or None."""
-    if env_global_rank() > 0:
-        return None, None  # rank 0 writes (torchrun/SLURM ranks never learn its directory); this one only computes
-    if resumed is None:
-        run = create_run(runs_root, prepared.config.to_dict(), name=name, kind="simclr", extra=_run_extra(prepared))
-        return run, RunLock(run.path).acquire()
-    assert ckpt is not None
-    lock = RunLock(resumed.path).acquire()  # before anything changes: a second writer is refused here
-    try:
-        _resume_files(resumed, prepared, ckpt)
-    except BaseException:
-        lock.release()
-        raise
-    return resumed, lock
-
-
-def remove_stale_temporaries(run: Run) -> list[str]:
-    """Temporary files a killed writer left (a half-written ``.last.ckpt.tmp`` can be 100+ MB); only under the lock."""
-    removed = []
-    for folder in (run.path, run.checkpoint_dir):
-        for tmp in sorted(folder.glob(".*.tmp")):
-            with contextlib.suppress(OSError):
-                size = tmp.stat().st_size
-                tmp.unlink()
-                removed.append(f"{tmp.name} ({size / 2**20:.1f} MiB)")
-    return removed
-
-
-def _resume_files(resumed: Run, prepared: Prepared, ckpt: Path) -> None:
-    removed = remove_stale_temporaries(resumed)
-    if removed:
-        resumed.log("removed stale temporary files: " + ", ".join(removed))
-    step = resume_step(ckpt)
-    dropped = resumed.truncate_metrics(step)
-    resumed.log(
-        f"resuming from {ckpt.name} at step {step}" + (f"; dropped {dropped} metric rows past it" if dropped else "")
-    )
-    cfg_json = dict(resumed.config)
-    if cfg_json.get("config") != prepared.config.to_dict():
-        cfg_json["config"] = prepared.config.to_dict()
-        write_json_atomic(resumed.config_path, cfg_json)
-    resumed.write_status(
-        state="queued", message="resuming", pid=os.getpid(), host=socket.gethostname(), finished_at=None
-    )
-
-
 def train(
     config: TrainConfig | None = None,
     runs_root: str | Path = "runs",
@@ -371,11 +92,11 @@ def train(
     failed (traceback in train.log) and are re-raised. On DDP ranks other than 0 nothing is written and
     the result is the run named by ``$SIMCLR_RUN_DIR`` (Lightning's launcher) or None (torchrun, SLURM).
     """
-    config, resumed, ckpt = _resolve(config, resume, overrides)
+    config, resumed, ckpt = resolve(config, resume, overrides)
     prepared = prepare(config, stop_while_loading(stop_event))
     if stop_event is not None and stop_event.is_set():
         raise StoppedBeforeStart("stopped before the run started; nothing was written")
-    run, lock = _open_run(prepared, runs_root, name, resumed, ckpt)
+    run, lock = open_run(prepared, runs_root, name, resumed, ckpt)
     try:
         if run is not None and on_start is not None:
             on_start(run, prepared)
@@ -408,7 +129,7 @@ def _fit(
             cfg,
             steps_per_epoch=max(1, len(prepared.train_images) // cfg.batch_size),
             global_batch=cfg.batch_size,
-            knn_query_mask=prepared.knn_mask,
+            knn_query_mask=prepared.data.knn_mask,
         )
         callbacks = run_callbacks(
             run,
@@ -432,11 +153,8 @@ def _fit(
             if prepared.world > 1 and RUN_DIR_ENV not in os.environ:
                 os.environ[RUN_DIR_ENV] = str(run.path)
                 set_env = True
-        train_loader, val_loader = _loaders(prepared)
-        progress_ = trainer.fit_loop.epoch_loop.batch_progress
-        # After Lightning restores a mid-epoch checkpoint, ``completed`` counts the batches already done.
-        train_loader.sampler.skip_fn = lambda: progress_.current.completed  # type: ignore[attr-defined]
-        trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        datamodule = SimCLRDataModule(cfg, prepared.data)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     except BaseException as err:
         if run is not None:
             run.log("training failed:\n" + traceback.format_exc())
@@ -506,7 +224,7 @@ class TrainingJob(Job[Run]):
         self.run: Run | None = None
 
     def start(self) -> TrainingJob:
-        config, resumed, ckpt = _resolve(self.config, self.resume, self.overrides)
+        config, resumed, ckpt = resolve(self.config, self.resume, self.overrides)
         prepared = prepare(config)
         if prepared.world > 1:
             # Lightning's DDP launcher re-executes sys.argv (here the dashboard itself) for every extra rank.
@@ -515,7 +233,7 @@ class TrainingJob(Job[Run]):
                 f"`python -m simclr_core train ... --devices {config.devices} --num-nodes {config.num_nodes} "
                 "--strategy ddp` (or torchrun / srun) and watch the run here through its runs folder"
             )
-        run, lock = _open_run(prepared, self.runs_root, self.name, resumed, ckpt)
+        run, lock = open_run(prepared, self.runs_root, self.name, resumed, ckpt)
         assert run is not None and lock is not None
         self.run = run
 

@@ -20,6 +20,7 @@ from simclr_core.augment import make_views
 from simclr_core.config import AugmentationConfig, ConfigError, TrainConfig
 from simclr_core.data.batches import EpochBatches
 from simclr_core.distributed import env_global_rank
+from simclr_core.run_open import open_run
 from simclr_core.seeding import stream_seed
 from simclr_core.store import list_runs
 
@@ -87,11 +88,11 @@ def test_ranks_above_zero_never_create_a_run_directory(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert env_global_rank() > 0
-    assert train_mod._open_run(prepared, tmp_path / "runs", "x", None, None) == (None, None)  # no run, no lock
+    assert open_run(prepared, tmp_path / "runs", "x", None, None) == (None, None)  # no run, no lock
     assert not (tmp_path / "runs").exists()
     for key in env:
         monkeypatch.delenv(key)
-    assert train_mod._open_run(prepared, tmp_path / "runs", "x", None, None) is not None  # rank 0 does
+    assert open_run(prepared, tmp_path / "runs", "x", None, None) is not None  # rank 0 does
 
 
 def test_dashboard_job_refuses_ddp_before_creating_anything(tmp_path: Path, data_root: Path) -> None:

@@ -267,7 +267,7 @@ def product_epoch(
     )
 
     def swap(run: Any, prepared: Any) -> None:
-        prepared.train_images = pixels
+        prepared.data.train_images = pixels
 
     with tempfile.TemporaryDirectory(prefix="simclr-gpu-epoch-") as runs:
         run = train(cfg, runs_root=runs, on_start=swap)
