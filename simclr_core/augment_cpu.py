@@ -1,12 +1,12 @@
 """The CPU fast path of ``augment.apply``: every op of one view fused into one numba loop nest.
 
-The batched torch ops in ``augment`` make ~60 passes over each chunk of views; on a CPU each
-pass streams the chunk through memory and each op call holds the GIL for its Python glue, so
-two threads scaled only ~1.4x. Here a view is finished while it sits in the L2 cache (one
-(3, S, S) float32 scratch image, ~110 KB at 96 px), and the whole chunk runs with the GIL
-released (``nogil``), so worker threads scale with cores. Semantics are those of
-``augment``'s torch ops (the tests compare the two on the same parameters); numba is already
-installed as a dependency of umap-learn, and compiled code is cached on disk (``cache=True``).
+The batched torch ops (``augment_spatial``, ``augment_colour``) make ~60 passes over each chunk
+of views; on a CPU each pass streams the chunk through memory and each op call holds the GIL for
+its Python glue, so two threads scaled only ~1.4x. Here a view is finished while it sits in the L2
+cache (one (3, S, S) float32 scratch image, ~110 KB at 96 px), and the whole chunk runs with the
+GIL released (``nogil``), so worker threads scale with cores. Semantics are those of the torch ops
+(the tests compare the two on the same parameters); numba is already installed as a dependency of
+umap-learn, and compiled code is cached on disk (``cache=True``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ LUMA_R, LUMA_G, LUMA_B = np.float32(0.2989), np.float32(0.587), np.float32(0.114
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _taps(start: int, length: int, in_len: int, out_len: int, flip: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Source indices and weights, each (n_taps, out_len): ``augment._taps`` for one view, taps first."""
+    """Source indices and weights, each (n_taps, out_len): ``augment_spatial._taps`` for one view, taps first."""
     ratio = np.float32(length) / np.float32(out_len)
     support = max(ratio, np.float32(1.0))
     n_taps = max(2, math.ceil(2 * length / out_len))
@@ -126,7 +126,7 @@ def _hue_channel(h: np.float32, offset: np.float32, v: np.float32, delta: np.flo
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _hue(x: np.ndarray, shift: np.float32) -> None:
-    """Hue rotation through HSV in sixths of a turn (the formula of ``augment._adjust_hue_``), per pixel."""
+    """Hue rotation through HSV in sixths of a turn (the formula of ``augment_colour._adjust_hue_``), per pixel."""
     r, g, b = x[0].reshape(-1), x[1].reshape(-1), x[2].reshape(-1)
     turn = np.float32(6.0) * shift
     for p in range(r.size):

@@ -19,6 +19,7 @@ from scipy.stats import ks_2samp
 from torchvision import transforms as T
 
 from simclr_core import augment as A
+from simclr_core.augment_colour import jitter_code
 from simclr_core.config import PRESETS, AugmentationConfig, ConfigError, augmentation_preset, load_augmentation
 
 PLAIN = {"flip_p": 0.0, "jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0}
@@ -106,7 +107,7 @@ def test_rates_and_factor_ranges() -> None:
     assert p.sigma.min() >= 0.1 and p.sigma.max() <= 2.0
     # Every row a permutation of the 4 ops; all 24 orders about equally likely, as randperm(4).
     assert (p.jitter_order.sort(dim=1).values == torch.arange(4)).all()
-    counts = torch.bincount(A._jitter_code(p).clamp(min=0)[p.jitter], minlength=256)
+    counts = torch.bincount(jitter_code(p).clamp(min=0)[p.jitter], minlength=256)
     counts = counts[counts > 0]
     assert len(counts) == 24
     expected = p.jitter.sum().item() / 24
