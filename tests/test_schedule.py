@@ -60,7 +60,9 @@ def test_epoch_schedule_is_the_seeds_cosine() -> None:
 
 def test_a_budget_run_ends_annealed_when_its_time_is_up(tmp_path: Path) -> None:
     """epochs far beyond the budget: the time budget alone sizes the cosine, and the run ends at its floor."""
-    run = train(quick(epochs=10_000, max_minutes=0.2, limit_images=256), tmp_path)  # a cheap monitor: it cannot eat the budget
+    run = train(
+        quick(epochs=10_000, max_minutes=0.2, limit_images=256), tmp_path
+    )  # a cheap monitor: it cannot eat the budget
     status = run.status()
     assert status["state"] == "finished" and "time budget" in status["message"], status
     values = lrs(run)

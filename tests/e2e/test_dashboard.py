@@ -250,7 +250,9 @@ def test_probe_with_two_sizes_draws_the_figure(page, server):
     run_probe = page.get_by_role("button", name="Run probe")
     wait_for(run_probe.is_enabled, 120, "Run probe stayed disabled")
     run_probe.click()
-    page.get_by_role("button", name="Download CSV").wait_for(timeout=420_000)  # results written and shown (slow on a loaded CI host)
+    page.get_by_role("button", name="Download CSV").wait_for(
+        timeout=420_000
+    )  # results written and shown (slow on a loaded CI host)
     # Past results load from the run directory: a fresh visit shows the figure without recomputing.
     open_page(page, server, "probe")
     chart = page.locator('[data-testid="stPlotlyChart"]').first
