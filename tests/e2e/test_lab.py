@@ -2,9 +2,9 @@
 
 Tiny budgets on purpose (the CI machine is 2 shared cores): 2 operations (4 runs: no augmentation,
 crop, colour, crop + colour) and one try, each 3 seconds of the fast recipe on 130 generated images,
-scored by kNN with a bank of 100 and 50 scored images. Budget: ~1.5 minutes on 2 busy cores (more on a
-loaded host). Screenshots land in test-artifacts/ (lab_ablation.png, lab_try.png). The runs end before
-the test does: the session's server has nothing queued or running afterwards.
+scored by kNN with a bank of 100 and 50 scored images. Budget: ~1.5 minutes on 2 busy cores (a loaded host: more). Screenshots
+land in test-artifacts/ (lab_ablation.png, lab_try.png). The runs end before the test does: the
+session's server has nothing queued or running afterwards.
 """
 
 from __future__ import annotations
