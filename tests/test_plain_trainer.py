@@ -41,20 +41,25 @@ def tiny_config() -> TrainConfig:
     )
 
 
-def test_the_pair_fits_in_a_plain_trainer_with_a_csv_logger(tmp_path: Path) -> None:
-    cfg = tiny_config()
-    module, datamodule = SimCLRModule(cfg), SimCLRDataModule(cfg)
-    trainer = pl.Trainer(
+def plain_trainer(log_dir: Path, epochs: int, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
+    """A stock Lightning Trainer with a CSVLogger: none of this project's callbacks or run store."""
+    return pl.Trainer(
         accelerator="cpu",
         devices=1,
-        max_epochs=cfg.epochs,
-        logger=CSVLogger(tmp_path),
+        max_epochs=epochs,
+        logger=CSVLogger(log_dir),
         log_every_n_steps=1,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[pl.callbacks.LearningRateMonitor("step")],
+        callbacks=callbacks or [],
     )
+
+
+def test_the_pair_fits_in_a_plain_trainer_with_a_csv_logger(tmp_path: Path) -> None:
+    cfg = tiny_config()
+    module, datamodule = SimCLRModule(cfg), SimCLRDataModule(cfg)
+    trainer = plain_trainer(tmp_path, cfg.epochs, [pl.callbacks.LearningRateMonitor("step")])
     trainer.fit(module, datamodule=datamodule)
 
     with open(next(tmp_path.rglob("metrics.csv"))) as f:
@@ -81,16 +86,7 @@ def test_without_labelled_data_the_pair_trains_and_skips_validation(tmp_path: Pa
     cfg = replace(tiny_config(), epochs=1, warmup_epochs=0)
     images = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     module, datamodule = SimCLRModule(cfg), SimCLRDataModule(cfg, TrainingData(images))
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=cfg.epochs,
-        logger=CSVLogger(tmp_path),
-        log_every_n_steps=1,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = plain_trainer(tmp_path, cfg.epochs)
     trainer.fit(module, datamodule=datamodule)
 
     assert datamodule.val_dataloader() == [] and module.knn_query_mask is None
