@@ -72,7 +72,12 @@ def test_a_path_outside_the_roots_is_refused_without_saying_whether_it_exists(ru
         assert "keep.compare_overlays" not in at.session_state or not at.session_state["keep.compare_overlays"]
 
 
-def test_offline_the_tutorial_button_says_what_to_do(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_offline_the_tutorial_button_says_what_to_do(
+    runs_root: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIMCLR_STUDIO_DATA", str(tmp_path / "data"))  # no copy of the file left by another test
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

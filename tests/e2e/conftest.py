@@ -74,7 +74,8 @@ def serve(
         "SIMCLR_STUDIO_RUNS": str(runs),
         "SIMCLR_STUDIO_DATA": str(data_root),
         "SIMCLR_STUDIO_DEFAULT_DATA": "shapes:train?n=10",  # 100 images: the sidebar's default, quick to make
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        # One core for training leaves the other to the server and the browser: pages stay responsive on 2 cores.
+        "OMP_NUM_THREADS": os.environ.get("SIMCLR_STUDIO_E2E_THREADS", "1"),
     }
     cmd = [
         sys.executable,
@@ -153,6 +154,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     report = outcome.get_result()
     if report.when == "call":
         item.stash[FAILED] = report.failed
+        page = item.funcargs.get("page") if report.failed else None
+        if page is not None:  # in the failure report itself: CI logs keep no artifacts
+            try:
+                text = f"{page.url}\n{page.inner_text('body', timeout=10_000)[-4000:]}"
+            except Exception as e:  # noqa: BLE001  (a crashed page must not hide the test's own failure)
+                text = f"could not read the page: {e}"
+            report.sections.append(("what the page showed", text))
 
 
 FAILED = pytest.StashKey[bool]()

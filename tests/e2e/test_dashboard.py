@@ -59,6 +59,26 @@ def metric_value(page, label: str) -> str:
     return box.locator('[data-testid="stMetricValue"]').inner_text()
 
 
+def run_tab(page) -> None:
+    """Open the Train page's "Run" tab once the page has settled.
+
+    A click on the tab while the page is still drawing can be undone by the rerun that follows (the tabs are
+    drawn again and the first one is selected), so wait for the script and check the selection took.
+    """
+    tab = page.get_by_role("tab", name="Run", exact=True)
+    for _ in range(5):
+        idle(page)
+        tab.click()
+        try:
+            wait_for(lambda: tab.get_attribute("aria-selected") == "true", 10, "")
+            idle(page)
+            if tab.get_attribute("aria-selected") == "true":
+                return
+        except AssertionError:
+            continue
+    raise AssertionError("the Run tab did not stay selected")
+
+
 def press_stop(page) -> None:
     """Press Stop until the page acknowledges it (the button turns into a disabled "Stopping ...").
 
@@ -73,7 +93,7 @@ def press_stop(page) -> None:
         )
 
     for _ in range(3):
-        page.get_by_role("button", name="Stop").first.click()
+        page.get_by_role("button", name="Stop").first.click(timeout=180_000)
         try:
             wait_for(acknowledged, 20, "")
             return
@@ -178,7 +198,7 @@ def test_training_shows_growing_curves_and_stops(page, server):
 
 def test_stopped_run_resumes_and_stops_again(page, server):
     open_page(page, server, "train")
-    page.get_by_role("tab", name="Run", exact=True).click()
+    run_tab(page)
     page.get_by_role("button", name="Resume").click()
     stop = page.get_by_role("button", name="Stop")
     stop.wait_for(timeout=120_000)
@@ -187,7 +207,8 @@ def test_stopped_run_resumes_and_stops_again(page, server):
     badge = page.locator('[data-testid="stSidebar"]').get_by_text("in the background")
     badge.wait_for(timeout=60_000)
     page.get_by_role("link", name="Train").click()
-    page.get_by_role("tab", name="Run", exact=True).click()
+    page.wait_for_url("**/train", timeout=60_000)
+    run_tab(page)
     press_stop(page)
     wait_for(lambda: page.get_by_role("button", name="Resume").count() > 0, 240, "the resumed run did not stop")
     wait_for(lambda: badge.count() == 0, 30, "the sidebar still says the run is training")
