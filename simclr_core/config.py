@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from simclr_core import metrics
+
 
 class ConfigError(ValueError):
     """A setting a user chose that cannot work; the message says which and why."""
@@ -193,7 +195,7 @@ BACKBONES = ("resnet10", "resnet18", "resnet34", "resnet50")
 # simclr_core/methods: simclr (NT-Xent), byol, barlowtwins, vicreg, and supcon, which trains on labels.
 METHODS = ("simclr", "byol", "barlowtwins", "vicreg", "supcon")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
-MONITORS = ("val_acc_top5", "knn_acc")
+MONITORS = (metrics.VAL_ACC_TOP5, metrics.KNN_ACC)
 
 
 @dataclass

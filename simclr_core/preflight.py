@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from simclr_core import metrics
 from simclr_core.config import ConfigError, TrainConfig
 from simclr_core.data.training_data import TrainingData, load_training_data, per_device_batch
 from simclr_core.devices import resolve_device, resolve_precision
@@ -80,7 +81,7 @@ def prepare(config: TrainConfig, data_progress: Callable[..., None] | None = Non
         check_memory(config, precision, accelerator, per_device, data_bytes=data_bytes, processes_here=here)
 
     data = load_training_data(config, data_progress, check_copy)
-    if data.knn_mask is None and config.monitor == "knn_acc":
+    if data.knn_mask is None and config.monitor == metrics.KNN_ACC:
         raise ConfigError("monitor knn_acc needs labelled validation data (--val-data); use --monitor val_acc_top5")
     return Prepared(config, data, accelerator, devices, precision, world, per_device)
 
