@@ -125,7 +125,10 @@ def load_reference_module() -> Any:
 
     path = reference_path()
     if path is None:
-        raise BenchError("the tutorial reference (../shared/bench/tutorial_reference.py) is absent")
+        raise BenchError(
+            "the tutorial reference script is absent: set $SIMCLR_BENCH_REFERENCE to its path "
+            "(a checkout looks in ../shared/bench/tutorial_reference.py)"
+        )
     spec = importlib.util.spec_from_file_location("tutorial_reference", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
