@@ -49,10 +49,14 @@ def _queue_try(cfg: AugmentationConfig, minutes: float) -> object:
 
 
 def _open(run_path: str) -> None:
-    select_run(Path(run_path).name)
-    ss["_show_run_tab"] = True
+    """Open a cell's run on the Train page, from a rerun of the whole page (``ablation_lab``).
+
+    Not from the heatmap's fragment: a page switch there drew the fragment's elements into the Train
+    page, and the browser failed ("Bad delta path index") and went blank.
+    """
+    ss["_show_run_tab"] = Path(run_path).name  # read by ablation_lab on the rerun below, then by the Train page
     ss["keep.lab_click"] = int(ss.get("keep.lab_click") or 0) + 1  # a fresh chart next time: no stale selection
-    st.switch_page("pages/train.py")
+    st.rerun(scope="app")
 
 
 def settings() -> None:
@@ -73,6 +77,11 @@ def settings() -> None:
 
 def ablation_lab() -> None:
     """Pick operations and a budget, queue the grid, watch the heatmap fill; a click opens a cell's run."""
+    opened = ss.get("_show_run_tab")
+    if isinstance(opened, str):  # a cell was clicked (_open): select its run for the Train page's sidebar, go there
+        select_run(opened)
+        # query_params: the sidebar's run is bound to the address's run_id, which a switch's default (clear) refuses
+        st.switch_page("pages/train.py", query_params={})
     a, b, c = st.columns([3, 1, 1.4], vertical_alignment="bottom")
     ss.setdefault("keep.lab_ops", ["crop", "color", "blur"])
     ops = a.multiselect(

@@ -85,7 +85,9 @@ KEYS: dict[str, Key] = {
     "keep.run_name": Key("name of the next run", _value("simclr")),
     "train.aug_choice": Key("preset the Train page's augmentation starts from"),
     "nav.train_tab": Key("open tab of the Train page"),
-    "_show_run_tab": Key("open the Run tab on the next visit (a run was just started)"),
+    "_show_run_tab": Key(
+        "open the Run tab on the next visit (a run was just started; a run name: a lab heatmap cell was clicked)"
+    ),
     "_long_run": Key("settings held back because they would train for hours on a CPU (TrainConfig dict)"),
     "keep.fast_minutes": Key("budget of the fast recipe offered instead of a long CPU run", _value(5.0)),
     "btn.long_fast": Key("'Start the fast recipe with this budget' button"),
