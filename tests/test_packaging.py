@@ -100,6 +100,83 @@ def test_dashboard_launcher_finds_the_checkout_app() -> None:
     assert "--server.headless=true" in argv and argv[-2:] == ["--server.port", "8600"]
 
 
+def test_streamlit_parses_the_launchers_argv() -> None:
+    """Streamlit's own click command accepts every flag made from the app's config ([theme.light] included)."""
+    from streamlit.web.cli import main_run
+
+    from dashboard import launch
+
+    argv = launch.streamlit_argv(["--server.port", "8600"])
+    context = main_run.make_context("run", argv[2:])
+    assert context.params["target"] == str(ROOT / "app.py")
+    assert context.params["server_headless"] is True and context.params["server_port"] == 8600
+    assert context.params["theme_light_primaryColor"] == "#4f46e5"
+    assert context.params["theme_dark_primaryColor"] == "#818cf8"
+
+
+def test_config_flags_flatten_nested_tables_and_lists(tmp_path: Path) -> None:
+    from streamlit.web.cli import main_run
+
+    from dashboard import launch
+
+    (tmp_path / "pages").mkdir()
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "config.toml").write_text(
+        "[server]\nheadless = true\nfolderWatchList = ['a', 'b']\n"
+        "[theme.light]\nprimaryColor = '#111111'\n"
+        "[theme.dark.sidebar]\nchartCategoricalColors = ['#222222', '#333333']\n"
+    )
+    flags = launch.config_flags(tmp_path / "app.py")
+    assert flags == [
+        "--server.headless=true",
+        "--server.folderWatchList=a",
+        "--server.folderWatchList=b",
+        "--theme.light.primaryColor=#111111",
+        '--theme.dark.sidebar.chartCategoricalColors=["#222222", "#333333"]',
+    ]
+    params = main_run.make_context("run", [str(tmp_path / "app.py"), *flags]).params
+    assert params["server_folderWatchList"] == ("a", "b")
+    assert params["theme_dark_sidebar_chartCategoricalColors"] == '["#222222", "#333333"]'
+
+
+def _serves(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
+    """Start ``command`` (a Streamlit server) on a free port, wait for /_stcore/health and the page, stop it."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [*command, "--server.port", str(port), "--server.address", "127.0.0.1"],
+            cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert proc.poll() is None, f"the dashboard exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.time() < deadline, f"no health answer in 120 s:\n{log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.status == 200 and b"<html" in r.read().lower()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def test_pip_install_gives_working_commands(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
@@ -142,6 +219,13 @@ def test_pip_install_gives_working_commands(tmp_path: Path) -> None:
     assert command("simclr-studio", "--version").strip() == f"simclr-studio {simclr_core.__version__}"
     assert "probe" in command("simclr-studio", "--help")
     assert f"app: {app / 'app.py'}" in command("simclr-studio-dashboard", "--help")
+    # The installed command starts a real server (the app's config as flags, ours after them) and serves the page.
+    _serves(
+        [str(target / "bin" / "simclr-studio-dashboard")],
+        cwd=run,
+        env={**env, "SIMCLR_STUDIO_RUNS": str(tmp_path / "runs")},
+        log=tmp_path / "dashboard.log",
+    )
 
 
 def test_a_cli_process_prints_no_lightning_tip_and_no_leafspec_warning() -> None:
