@@ -91,6 +91,62 @@ def test_project_table_matches_requirements() -> None:
     assert "scikit-learn==" in requirements  # projection.py imports it
 
 
+def _third_party_imports(paths: list[Path]) -> dict[str, set[str]]:
+    """Top-level third-party modules imported anywhere in ``paths`` (files or folders), with a file each."""
+    import ast
+
+    local = {"simclr_core", "dashboard", "pages", "tests", "conftest"} | {
+        p.stem for p in (ROOT / "tests").rglob("*.py")
+    }
+    found: dict[str, set[str]] = {}
+    for path in paths:
+        for file in [path] if path.is_file() else sorted(path.rglob("*.py")):
+            for node in ast.walk(ast.parse(file.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in sys.stdlib_module_names and top not in local and top != "__future__":
+                        found.setdefault(top, set()).add(str(file.relative_to(ROOT)))
+    return found
+
+
+def _declared(*files: str) -> set[str]:
+    """Distribution names (normalised) pinned in requirement files; ``-r`` lines are followed by the caller."""
+    import re
+
+    names = set()
+    for name in files:
+        for line in (ROOT / name).read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if line and not line.startswith("-"):
+                names.add(re.split(r"[=<>!~\[; ]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def test_every_imported_library_is_declared() -> None:
+    """An import of the app or engine needs requirements.txt (the package's dependencies); the tests' also -dev."""
+    from importlib.metadata import packages_distributions
+
+    distributions = packages_distributions()
+
+    def missing(paths: list[Path], declared: set[str]) -> dict[str, set[str]]:
+        gaps = {}
+        for module, files in _third_party_imports(paths).items():
+            names = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
+            if not names & declared:
+                gaps[module] = files
+        return gaps
+
+    app = [ROOT / "app.py", ROOT / "pages", ROOT / "dashboard", ROOT / "simclr_core"]
+    assert missing(app, _declared("requirements.txt")) == {}
+    assert missing([ROOT / "tests"], _declared("requirements.txt", "requirements-dev.txt")) == {}
+
+
 def test_dashboard_launcher_finds_the_checkout_app() -> None:
     from dashboard import launch
 
