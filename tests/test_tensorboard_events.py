@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import threading
 from pathlib import Path
 
 import pytest
 
 from simclr_core import metrics as M
+from simclr_core.regular_files import Refused, read_regular
 from simclr_core.store import Run
 from simclr_core.tensorboard_events import (
+    MAX_BYTES,
     EventFileError,
     masked_crc32c,
     metric_name,
@@ -146,3 +150,51 @@ def test_a_damaged_record_a_folder_and_a_missing_file_are_refused(tiny_run: Path
         read_scalars(tmp_path)
     with pytest.raises(EventFileError, match="could not read"):
         read_scalars(tmp_path / "nope.tfevents")
+
+
+def _read_within(seconds: float, path: Path) -> BaseException | None:
+    """read_scalars(path) in a thread; the exception it raised (a hang fails the test instead of hanging it)."""
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            read_scalars(path)
+            outcome.append(None)
+        except BaseException as err:  # noqa: BLE001 - handed to the test
+            outcome.append(err)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"read_scalars({path.name}) still blocked after {seconds} s"
+    return outcome[0]
+
+
+def test_a_fifo_and_a_device_link_are_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "events.out.tfevents.fifo"
+    os.mkfifo(fifo)  # no writer: a plain open() would block forever
+    err = _read_within(10, fifo)
+    assert isinstance(err, EventFileError) and "not a regular file" in str(err) and "\n" not in str(err)
+    zero = tmp_path / "events.out.tfevents.zero"
+    zero.symlink_to("/dev/zero")  # endless bytes: refused before any is read
+    err = _read_within(10, zero)
+    assert isinstance(err, EventFileError) and "not a regular file" in str(err)
+
+
+def test_an_event_file_over_the_cap_is_refused_before_reading(tmp_path: Path) -> None:
+    assert MAX_BYTES <= 64 << 20
+    big = tmp_path / "events.out.tfevents.big"
+    with big.open("wb") as fh:
+        fh.truncate(MAX_BYTES + 1)  # sparse: no disk, and never read
+    with pytest.raises(EventFileError, match=r"events.out.tfevents.big is not read: 64 MiB, over the 64 MiB") as err:
+        read_scalars(big)
+    assert "\n" not in str(err.value)
+    with pytest.raises(EventFileError, match="over 64 MiB"):
+        read_scalars(b"\0" * (MAX_BYTES + 1), name="the upload")
+
+
+def test_the_cap_holds_while_reading_a_file_that_declares_less() -> None:
+    # /proc files are regular and declare size 0, yet hold bytes: the cap is enforced on what is read
+    with pytest.raises(Refused, match="grew"):
+        read_regular("/proc/self/status", 16, lambda size: "declared" if size is not None else "grew")
+    assert read_regular("/proc/self/status", 1 << 20, str).startswith(b"Name:")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from simclr_core.data.spec import human_bytes
+from simclr_core.regular_files import NOT_REGULAR, Refused, read_regular
 
 MAX_FILE_BYTES = 64 * 2**20  # one encoded image; far above any real photo, far below memory trouble
 MAX_TOTAL_BYTES = 32 * 2**30  # the whole source as declared before reading
@@ -23,11 +24,10 @@ MAX_MEMBERS = 2_000_000  # files listed in one source
 MAX_PENDING_BYTES = 256 * 2**20  # encoded bytes read ahead of the decoders
 
 
-class Refused(OSError):
-    """A file skipped for a reason a user can act on (the message says which)."""
-
-
-def too_large(size: int) -> str:
+def too_large(size: int | None) -> str:
+    """Why a file over MAX_FILE_BYTES is skipped (``size`` None: it passed the cap while being read)."""
+    if size is None:
+        return f"file too large (more than {human_bytes(MAX_FILE_BYTES)} per image file)"
     return f"file too large ({human_bytes(size)}; at most {human_bytes(MAX_FILE_BYTES)} per image file)"
 
 
@@ -47,7 +47,7 @@ def check_folder_file(path: Path, root: Path) -> str | None:
         except OSError:
             return "dangling symbolic link (its target does not exist)"
     if not stat.S_ISREG(st.st_mode):
-        return "not a regular file (a FIFO, device or socket is never read)"
+        return NOT_REGULAR
     if st.st_size > MAX_FILE_BYTES:
         return too_large(st.st_size)
     return None
@@ -59,18 +59,13 @@ def read_limited(handle: IO[bytes], declared: int | None = None) -> bytes:
         raise Refused(too_large(declared))
     data = handle.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
-        raise Refused(f"file too large (more than {human_bytes(MAX_FILE_BYTES)} per image file)")
+        raise Refused(too_large(None))
     return data
 
 
 def read_folder_file(path: Path) -> bytes:
     """A regular file's bytes, bounded; checked again on the open descriptor (the file may have been swapped)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO swapped in after listing must not block
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise Refused("not a regular file (a FIFO, device or socket is never read)")
-        return read_limited(fh, st.st_size)
+    return read_regular(path, MAX_FILE_BYTES, too_large)
 
 
 def check_totals(members: int, total_bytes: int, what: str) -> str | None:
