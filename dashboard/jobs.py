@@ -126,7 +126,22 @@ def start_training(cfg: TrainConfig, name: str) -> RunJob | None:
 
 
 def resume_training(run_id: str) -> RunJob | None:
+    """Resume a run in the background, its data checked against the allowed roots as a new run's is.
+
+    The run's settings come from its ``config.json``, which a CLI run (or anyone with the runs folder)
+    may have written with any server path: without this check, Resume would read what the form refuses.
+    """
+    from dashboard.paths import check_config, roots
+    from simclr_core.config import TrainConfig
+    from simclr_core.path_policy import inside
+    from simclr_core.store import Run
     from simclr_core.train import TrainingJob
 
     path = runs_root() / run_id
-    return start_job(lambda: TrainingJob(resume=path), what=f"resume {run_id}")
+
+    def make() -> RunJob:
+        run = Run(inside(path, roots()))  # a run id cannot lead out of the runs folder either
+        check_config(TrainConfig.from_dict(run.train_config))
+        return TrainingJob(resume=run.path)
+
+    return start_job(make, what=f"resume {run_id}")
