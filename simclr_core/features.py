@@ -211,8 +211,12 @@ def features_for(
     cache: bool = True,
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
+    data_progress: Callable[[str, float], None] | None = None,
 ) -> FeatureSet:
     """Features of the split ``spec`` for a checkpoint path or a :class:`RandomInit`.
+
+    ``progress(done, total)`` reports the images encoded; ``data_progress(message, fraction)`` the
+    dataset's download and decoding (only when the split is not cached yet).
 
     Cached under ``<run>/features/`` when the checkpoint lies in a run directory, else under
     ``<data root>/features/``. One file per (checkpoint path, spec, which, preprocessing)
@@ -272,7 +276,7 @@ def features_for(
         "resize": "bilinear-antialias",
         "precision": resolved,
     }
-    data = load_dataset(spec, image_size=size)
+    data = load_dataset(spec, image_size=size, progress=data_progress)
     labels = torch.as_tensor(np.asarray(data.labels), dtype=torch.int64)  # -1 where unlabelled (embeddings only)
     net_or_ckpt: SimCLRNet | LoadedCheckpoint = loaded if loaded is not None else source.build()  # type: ignore[union-attr]
     feats = encode(

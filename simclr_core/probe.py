@@ -17,6 +17,7 @@ Two deliberate departures from the seed, both to stop peeking at the test set:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -258,6 +259,7 @@ def probe_sweep(
     knn_k: int | None = None,
     plan: SubsetPlan | None = None,
     device: str | torch.device | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SweepResult:
     """Probe accuracy against images per class.
 
@@ -265,7 +267,8 @@ def probe_sweep(
     test_labels ``(M,)``. Each row: ``{size, repeat, n_train, train_acc, test_acc}``, plus
     ``val_acc``/``best_epoch`` with a validation split and ``knn_acc`` (cosine, k=knn_k, the
     labelled subset as memory bank) when ``knn_k`` is set. Pass ``plan`` to reuse the exact
-    subsets of another sweep (the random-init baseline does).
+    subsets of another sweep (the random-init baseline does). ``progress(done, total)`` is called
+    after each size (all its repeats) is fitted and evaluated.
     """
     cfg = (cfg or ProbeConfig()).validate()
     if train_feats.ndim != 2 or test_feats.ndim != 2 or train_feats.shape[1] != test_feats.shape[1]:
@@ -289,7 +292,7 @@ def probe_sweep(
     n_classes = len(plan.classes)
     rows: list[dict[str, Any]] = []
     with one_cpu_thread(dev):
-        for size in plan.sizes:
+        for done, size in enumerate(plan.sizes, 1):
             idx = torch.stack([plan.subsets[(size, r)] for r in range(plan.repeats)]).to(dev)  # (R, n)
             x, y = x_all[idx], y_all[idx]
             seeds = [seed * 1_000_003 + size * 101 + r for r in range(plan.repeats)]
@@ -318,6 +321,8 @@ def probe_sweep(
                         x[r], y[r], x_test, y_test, k=min(knn_k, int(idx.shape[1])), num_classes=n_classes
                     )
                 rows.append(row)
+            if progress is not None:
+                progress(done, len(plan.sizes))
     return SweepResult(
         rows=rows,
         summary=summarise(rows),

@@ -20,6 +20,7 @@ import torch
 
 from simclr_core.config import ConfigError
 from simclr_core.features import (
+    FeatureSet,
     RandomInit,
     checkpoint_identity,
     default_eval_specs,
@@ -48,6 +49,7 @@ class ProbeStage(Enum):
 
 
 StageCallback = Callable[[ProbeStage], None]
+StepProgress = Callable[[str, float], None]  # (message, fraction of the current step)
 
 
 @dataclass(frozen=True)
@@ -96,29 +98,51 @@ def probe_report(
     device: str | torch.device | None = None,
     cfg: ProbeConfig | None = None,
     progress: StageCallback | None = None,
+    steps: StepProgress | None = None,
 ) -> dict[str, Any]:
     """Features -> probe sweep (+ kNN) for ``source`` and, on the same subsets, for a random-init encoder.
 
     ``source``: a checkpoint path or :class:`simclr_core.features.RandomInit`. Returns the JSON
     object that ``probe --json`` prints and probe.json stores (fields documented in
-    :mod:`simclr_core.commands.probe`). ``progress(stage)`` is called as each stage starts.
+    :mod:`simclr_core.commands.probe`). ``progress(stage)`` is called as each stage starts;
+    ``steps(message, fraction)`` within stages: the datasets' download and decoding, images encoded
+    (``"encoding the training split (512/5000 images)"``) and sizes probed (``"probing (2/6 sizes)"``).
     """
 
     def say(stage: ProbeStage) -> None:
         if progress is not None:
             progress(stage)
 
+    def counted(label: str, unit: str) -> Callable[[int, int], None] | None:
+        if steps is None:
+            return None
+        return lambda done, total: steps(f"{label} ({done}/{total} {unit})", done / total if total else 1.0)
+
+    def features(src: Source, spec: str, size: int | None, label: str) -> FeatureSet:
+        return features_for(
+            src, spec, which, size, device=device, progress=counted(label, "images"), data_progress=steps
+        )
+
     t0 = time.time()
     say(ProbeStage.ENCODE_TRAIN)
-    train = features_for(source, train_data, which, image_size, device=device)
+    train = features(source, train_data, image_size, ProbeStage.ENCODE_TRAIN.label)
     say(ProbeStage.ENCODE_TEST)
-    test = features_for(source, test_data, which, image_size, device=device)
+    test = features(source, test_data, image_size, ProbeStage.ENCODE_TEST.label)
     t_feats = time.time() - t0
     plan = make_plan(train.labels, sizes, repeats, subset, val_fraction, seed)
     say(ProbeStage.PROBE)
     t1 = time.time()
     enc = probe_sweep(
-        train.feats, train.labels, test.feats, test.labels, cfg=cfg, knn_k=knn_k, plan=plan, seed=seed, device=device
+        train.feats,
+        train.labels,
+        test.feats,
+        test.labels,
+        cfg=cfg,
+        knn_k=knn_k,
+        plan=plan,
+        seed=seed,
+        device=device,
+        progress=counted(ProbeStage.PROBE.label, "sizes"),
     )
     t_probe = time.time() - t1
     base = None
@@ -147,8 +171,11 @@ def probe_report(
         )
     if random_baseline:
         say(ProbeStage.RANDOM_INIT)
-        rtrain = features_for(arch, train_data, which, image_size or arch.image_size, device=device)
-        rtest = features_for(arch, test_data, which, image_size or arch.image_size, device=device)
+        random_label = ProbeStage.RANDOM_INIT.label
+        rtrain = features(
+            arch, train_data, image_size or arch.image_size, f"{random_label}: encoding the training split"
+        )
+        rtest = features(arch, test_data, image_size or arch.image_size, f"{random_label}: encoding the test split")
         base = probe_sweep(
             rtrain.feats,
             rtrain.labels,
@@ -159,6 +186,7 @@ def probe_report(
             plan=plan,
             seed=seed,
             device=device,
+            progress=counted(f"{random_label}: probing", "sizes"),
         )
     return {
         "source": src,
@@ -221,6 +249,7 @@ def run_probe(
     cfg: ProbeConfig | None = None,
     baseline: Baseline | None = None,
     progress: StageCallback | None = None,
+    steps: StepProgress | None = None,
 ) -> dict[str, Any]:
     """Probe ``source`` (from ``features.resolve_source``) and, when it belongs to a run, write ``<run>/probe.json``.
 
@@ -247,6 +276,7 @@ def run_probe(
         device,
         cfg,
         progress,
+        steps,
     )
     if baseline is not None:
         if progress is not None:

@@ -83,6 +83,7 @@ def train(
     overrides: dict[str, Any] | None = None,
     progress_bar: bool = False,
     on_start: Callable[[Run, Prepared], None] | None = None,
+    data_progress: Callable[[str, float], None] | None = None,
 ) -> Run | None:
     """Train to completion, stop, time budget or failure; returns the run (its status says which).
 
@@ -91,9 +92,18 @@ def train(
     ConfigError/DatasetError before any directory is created; errors during training mark the run
     failed (traceback in train.log) and are re-raised. On DDP ranks other than 0 nothing is written and
     the result is the run named by ``$SIMCLR_RUN_DIR`` (Lightning's launcher) or None (torchrun, SLURM).
+    ``data_progress(message, fraction)``: the training data's download and decoding (the CLI's bars).
     """
     config, resumed, ckpt = resolve(config, resume, overrides)
-    prepared = prepare(config, stop_while_loading(stop_event))
+    stop_check = stop_while_loading(stop_event)
+
+    def loading(message: str, fraction: float) -> None:
+        if stop_check is not None:
+            stop_check(message, fraction)
+        if data_progress is not None:
+            data_progress(message, fraction)
+
+    prepared = prepare(config, loading if stop_check is not None or data_progress is not None else None)
     if stop_event is not None and stop_event.is_set():
         raise StoppedBeforeStart("stopped before the run started; nothing was written")
     run, lock = open_run(prepared, runs_root, name, resumed, ckpt)

@@ -9,19 +9,17 @@ where to put a copy brought by hand (found there from then on).
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from simclr_core import downloads
 
 # The seed's base_url; $SIMCLR_STUDIO_TUTORIAL_URL points at a mirror (or a test server) instead.
 BASE_URL = "https://raw.githubusercontent.com/phlippe/saved_models/main/tutorial17/"
 URL_ENV = "SIMCLR_STUDIO_TUTORIAL_URL"
 TIMEOUT_S = 30.0
-_CHUNK = 1 << 16
 
-Progress = Callable[[str, float], None] | None
+Progress = downloads.Progress
 
 
 @dataclass(frozen=True)
@@ -65,40 +63,22 @@ def fetch(key: str, root: Path, progress: Progress = None) -> Path:
     if target.is_file() and target.stat().st_size > 0:
         return target
     url = base_url() + item.name
-    part = target.with_name(target.name + ".part")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        request = urllib.request.Request(url, headers={"User-Agent": "simclr-studio"})
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(part, "wb") as fh:
-            total = int(response.headers.get("Content-Length") or 0)
-            got = 0
-            while chunk := response.read(_CHUNK):
-                fh.write(chunk)
-                got += len(chunk)
-                if progress is not None:
-                    of = f" of {total / 1e6:.1f} MB" if total else ""
-                    progress(f"downloading {item.title}: {got / 1e6:.1f} MB{of}", got / total if total else 0.0)
-        if total and got != total:
-            raise DownloadError(f"the download of {item.title} from {url} stopped at {got} of {total} bytes; try again")
-        part.replace(target)
-    except urllib.error.HTTPError as err:
-        part.unlink(missing_ok=True)
+        return downloads.download(url, target, item.title, progress, timeout=TIMEOUT_S)
+    except downloads.HTTPStatus as err:
         raise DownloadError(
             f"could not download {item.title} from {url}: the server answered HTTP {err.code} {err.reason}. "
             f"Download it elsewhere and upload it here, or put it at {target}"
         ) from None
-    except (TimeoutError, urllib.error.URLError, ConnectionError) as err:
-        part.unlink(missing_ok=True)
-        reason = err.reason if isinstance(err, urllib.error.URLError) else err
+    except downloads.Offline as err:
         raise DownloadError(
-            f"could not download {item.title} ({item.size}) from {url} ({reason}): this machine seems to be "
+            f"could not download {item.title} ({item.size}) from {url} ({err.reason}): this machine seems to be "
             f"offline. On a machine with internet, download that address and upload the file here, or copy it "
             f"to {target} (it is found there from then on)"
         ) from None
-    except OSError as err:
-        part.unlink(missing_ok=True)
-        raise DownloadError(f"could not save {item.title} to {target}: {err.strerror or err}") from None
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    return target
+    except downloads.Incomplete as err:
+        raise DownloadError(
+            f"the download of {item.title} from {url} stopped at {err.got} of {err.total} bytes; try again"
+        ) from None
+    except downloads.NotSaved as err:
+        raise DownloadError(f"could not save {item.title} to {target}: {err}") from None

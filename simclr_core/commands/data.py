@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
+from simclr_core.cli_progress import Bars
 from simclr_core.commands import add_data_root_arg, spec_help
 from simclr_core.data import describe
 
@@ -32,14 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def _progress(message: str, fraction: float) -> None:
-    if sys.stderr.isatty():
-        print(f"\r{message}: {fraction * 100:5.1f}%", end="" if fraction < 1 else "\n", file=sys.stderr, flush=True)
-
-
 def run(args: argparse.Namespace) -> int:
     root = args.data_root or os.environ.get("SIMCLR_STUDIO_DATA") or None
-    info = describe(args.data, image_size=args.image_size, root=root, progress=_progress)
+    with Bars() as bars:  # download and decoding progress on stderr
+        info = describe(args.data, image_size=args.image_size, root=root, progress=bars)
     size = info["resolution"][-1]
     print(f"dataset     {info['spec']}  ({info['kind']}, split {info['split']})")
     print(f"splits      {', '.join(info['splits'])}")

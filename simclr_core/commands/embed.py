@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simclr_core.cli_progress import Bars
 from simclr_core.commands.probe import add_source_args, source_from_args
 from simclr_core.config import ConfigError
 
@@ -57,7 +58,16 @@ def run(args: argparse.Namespace) -> int:
     if not data:
         raise ConfigError("give --data (a labelled dataset spec, e.g. shapes:test)")
     t0 = time.time()
-    fs = features_for(source, data, args.features, args.image_size, device=args.device)
+    with Bars() as bars:  # download, decoding and encoding progress on stderr
+        fs = features_for(
+            source,
+            data,
+            args.features,
+            args.image_size,
+            device=args.device,
+            progress=bars.counter(f"encoding {data}"),
+            data_progress=bars,
+        )
     table = embedding_table(fs, args.method, args.dims, args.limit, args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npz":

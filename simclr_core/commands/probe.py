@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -147,15 +146,18 @@ def _print_table(report: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from simclr_core.cli_progress import Bars
     from simclr_core.probe import ProbeConfig
     from simclr_core.probe_run import Baseline, ProbeStage, run_probe
 
     source, run_dir = source_from_args(args)
+    bars = Bars()  # downloads, decoding, encoding and probing as tqdm bars on stderr (stdout keeps --json clean)
 
     def say(msg: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr)
+        bars.write(f"[{time.strftime('%H:%M:%S')}] {msg}")
 
     def stage(s: ProbeStage) -> None:
+        bars.close()
         say(s.label + (f" (budget {args.max_minutes} min; Ctrl-C ends it early)" if s is ProbeStage.SUPERVISED else ""))
 
     baseline = None
@@ -180,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
         cfg=ProbeConfig(epochs=args.epochs),
         baseline=baseline,
         progress=stage,
+        steps=bars,
     )
+    bars.close()
     if run_dir is not None:
         say(f"wrote {run_dir / 'probe.json'}")
     if args.json:

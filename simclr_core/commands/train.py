@@ -254,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, signals: StopSignals) -> int:
+    from simclr_core.cli_progress import Bars
     from simclr_core.distributed import env_global_rank
     from simclr_core.train import StoppedBeforeStart, train
 
@@ -271,7 +272,11 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     else:
         config, overrides = config_from_args(args), None
 
+    # The training data's download and decoding as a bar on stderr (rank 0 only; Lightning draws the epochs).
+    bars = Bars(enabled=False if args.no_progress or env_global_rank() > 0 else None)
+
     def announce(run_, prepared: Any) -> None:
+        bars.close()
         print(f"run directory: {run_.path}", flush=True)
         print(
             f"data {prepared.config.data}: {len(prepared.train_images)} images, validation {prepared.val_spec}; "
@@ -281,16 +286,18 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
         )
 
     try:
-        result = train(
-            config,
-            args.runs_dir,
-            name=args.name,
-            resume=args.resume,
-            stop_event=signals.event,
-            overrides=overrides,
-            progress_bar=not args.no_progress,
-            on_start=announce,
-        )
+        with bars:
+            result = train(
+                config,
+                args.runs_dir,
+                name=args.name,
+                resume=args.resume,
+                stop_event=signals.event,
+                overrides=overrides,
+                progress_bar=not args.no_progress,
+                on_start=announce,
+                data_progress=bars,
+            )
     except StoppedBeforeStart as err:
         print(str(err), flush=True)
         return signals.exit_code(1)

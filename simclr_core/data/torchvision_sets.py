@@ -1,7 +1,8 @@
 """STL10 and CIFAR-10 through torchvision's archive definitions (URL, md5, layout).
 
-Downloads go to ``<root>/torchvision`` with a progress bar on stderr and through the
-progress callback, a network timeout, and one clear message when the machine is offline.
+Downloads go to ``<root>/torchvision`` through :func:`simclr_core.downloads.download` (progress through
+the callback, which the CLI draws as a tqdm bar on stderr), a network timeout, and one clear message when
+the machine is offline.
 An archive copied there by hand (e.g. from another machine) is verified and used as is.
 STL10 is read straight from its binary files via a memory map, chunk by chunk, so the 2.8 GB
 unlabelled split is never held in RAM twice.
@@ -9,9 +10,6 @@ unlabelled split is never held in RAM twice.
 
 from __future__ import annotations
 
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import torch.nn.functional as F
 from torchvision.datasets import CIFAR10, STL10
 from torchvision.datasets.utils import check_integrity, extract_archive
 
+from simclr_core import downloads
 from simclr_core.data.spec import DatasetError, human_bytes
 
 Progress = Callable[[str, float], None] | None
@@ -61,45 +60,24 @@ def _offline_message(name: str, url: str, reason: object, root: Path) -> str:
 def _download(name: str, root: Path, target: Path, progress: Progress) -> None:
     cls = SOURCES[name]["cls"]
     url = cls.url
-    part = target.with_name(target.name + ".part")
     title = SOURCES[name]["title"]
     try:
-        request = urllib.request.Request(url, headers={"User-Agent": "simclr-studio"})
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(part, "wb") as fh:
-            total = int(response.headers.get("Content-Length") or 0)
-            got, shown = 0, -1
-            while chunk := response.read(_CHUNK):
-                fh.write(chunk)
-                got += len(chunk)
-                frac = got / total if total else 0.0
-                percent = int(frac * 100)
-                if percent != shown:
-                    shown = percent
-                    of = f" / {human_bytes(total)}" if total else ""
-                    print(
-                        f"\rdownloading {title}: {percent:3d}% ({human_bytes(got)}{of})",
-                        end="",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    if progress is not None:
-                        progress(f"downloading {title} ({human_bytes(got)}{of})", frac)
-        print(file=sys.stderr)
-        part.replace(target)
-    except urllib.error.HTTPError as err:
-        part.unlink(missing_ok=True)
+        downloads.download(url, target, title, progress, timeout=TIMEOUT_S, chunk=_CHUNK)
+    except downloads.HTTPStatus as err:
         raise DatasetError(
             f"could not download {title} from {url}: the server answered HTTP {err.code} {err.reason}. "
             f"Try again later, or copy {cls.filename} into {raw_dir(root)}/ by hand"
         ) from None
-    except (TimeoutError, urllib.error.URLError, ConnectionError) as err:
-        part.unlink(missing_ok=True)
-        reason = err.reason if isinstance(err, urllib.error.URLError) else err
-        raise DatasetError(_offline_message(name, url, reason, root)) from None
-    except OSError as err:
-        part.unlink(missing_ok=True)
+    except downloads.Offline as err:
+        raise DatasetError(_offline_message(name, url, err.reason, root)) from None
+    except downloads.Incomplete as err:
         raise DatasetError(
-            f"could not save the {title} download to {part}: {err}. Is the disk full or read-only?"
+            f"the download of {title} from {url} stopped at {human_bytes(err.got)} of {human_bytes(err.total)}; "
+            "try again (the connection ended early)"
+        ) from None
+    except downloads.NotSaved as err:
+        raise DatasetError(
+            f"could not save the {title} download to {err.part}: {err}. Is the disk full or read-only?"
         ) from None
 
 
@@ -121,7 +99,6 @@ def ensure_downloaded(name: str, root: Path, progress: Progress = None) -> Path:
         )
     if progress is not None:
         progress(f"extracting {archive.name}", 0.0)
-    print(f"extracting {archive} ...", file=sys.stderr, flush=True)
     try:
         extract_archive(str(archive), str(raw_dir(root)))
     except (OSError, EOFError) as err:
