@@ -1,4 +1,4 @@
-"""The difficulty meter and the training replay in a real browser, on a run trained before the server starts.
+"""The difficulty meter and the training replay (its snapshot slider and Play move the points) in a real browser.
 
 Budget: ~2 minutes on 2 busy cores (a 4-step ResNet-10 run, one server start). Screenshots land in
 test-artifacts/ (augment_difficulty.png, embeddings_replay.png).
@@ -27,6 +27,18 @@ FRAME_XS = """() => {
   const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.layout && p.layout.sliders);
   const frames = plots.length ? plots[0]._transitionData._frames : [];
   return frames.map(f => f.data.flatMap(d => Array.from(d.x || [])).slice(0, 8));
+}"""
+
+# The replay's snapshot slider (Plotly's, drawn in SVG): each step's label centre, the rail's and the current value.
+SLIDER = """() => {
+  const plot = [...document.querySelectorAll('.js-plotly-plot')].find(p => p.layout && p.layout.sliders);
+  if (!plot) return null;
+  const centre = el => { const r = el.getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; };
+  const rail = plot.querySelector('.slider-rail-touch-rect');
+  // the current value is the one label outside the steps' groups ("snapshot: step N (P%)")
+  const current = [...plot.querySelectorAll('.slider-label')].find(l => !l.closest('.slider-label-group'));
+  return {labels: [...plot.querySelectorAll('.slider-label-group .slider-label')].map(l => ({text: l.textContent, ...centre(l)})),
+          rail: rail ? centre(rail) : null, current: current ? current.textContent : ''};
 }"""
 
 LAST_PLOT_X = """() => {
@@ -95,8 +107,21 @@ def test_the_meter_follows_a_slider_and_the_replay_moves_the_points(trained: Pat
         frames = page.evaluate(FRAME_XS)  # what Play animates: one map per snapshot, the points moving
         assert len(frames) == 4 and frames[0] != frames[-1], frames
         assert page.evaluate(LAST_PLOT_X) == frames[0]  # the chart opens on the first snapshot
+        # The snapshot slider: a click on its rail under a step's label shows that snapshot's map.
+        page.locator('[data-testid="stPlotlyChart"]').filter(
+            has=page.locator(".slider-rail-touch-rect")
+        ).first.scroll_into_view_if_needed()
+        for i in (3, 1):
+            slider = page.evaluate(SLIDER)
+            assert len(slider["labels"]) == 4 and slider["rail"], slider
+            assert page.evaluate(LAST_PLOT_X) != frames[i]  # the click must move the points
+            page.mouse.click(slider["labels"][i]["x"], slider["rail"]["y"])
+            wait_for(lambda i=i: page.evaluate(LAST_PLOT_X) == frames[i], 30, f"the slider did not show snapshot {i}")
+            assert slider["labels"][i]["text"] in page.evaluate(SLIDER)["current"]  # "snapshot: step N (P%)"
+        # Play animates from there (snapshot 1) to the last snapshot, and stops on it.
         page.get_by_text("▶ Play").click()
-        page.wait_for_timeout(4000)  # let the animation run before the screenshot
+        wait_for(lambda: page.evaluate(LAST_PLOT_X) == frames[-1], 30, "Play did not reach the last snapshot")
+        assert slider["labels"][-1]["text"] in page.evaluate(SLIDER)["current"]
         no_exception(page)
         page.get_by_text("Clusters forming").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "embeddings_replay.png"), full_page=True)
