@@ -1,12 +1,15 @@
 """The Probe page's work: probe runs in the background, show their probe.json, train the supervised baseline.
 
 The probe is the engine's ``run_probe`` (the CLI's path) run as a task; it writes each run's
-probe.json, and the results shown come from those files, so a later visit redraws them
-without recomputing.
+probe.json (a checkpoint file's report: ``<data root>/probes/``), and the results shown come from
+those files, so a later visit redraws them without recomputing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
@@ -59,6 +62,51 @@ def start_probe(
     return attempt("start the probe", jobs().start_task, "probe", f"Probe of {label}", work)
 
 
+def checkpoint_report_path(ckpt: Path) -> Path:
+    """Where a checkpoint file's probe report lives (it has no run directory): ``<data root>/probes/<id>.json``.
+
+    Named by the checkpoint's identity (path, mtime, size), so a changed file is probed afresh.
+    """
+    from simclr_core.data import data_root
+    from simclr_core.features import checkpoint_identity
+
+    ident = json.dumps(checkpoint_identity(ckpt), sort_keys=True).encode()
+    return data_root() / "probes" / f"{hashlib.sha256(ident).hexdigest()[:16]}.json"
+
+
+def start_checkpoint_probe(
+    ckpt: Path, label: str, sizes: list[int], repeats: int, which: str, train: str, test: str
+) -> Job[list[str]] | None:
+    """Probe a checkpoint file (an upload, the tutorial's SimCLR.ckpt) in a background task; see checkpoint_report."""
+    from dashboard.paths import check_data
+    from simclr_core.probe_run import ProbeStage, run_probe
+    from simclr_core.store import write_json_atomic
+
+    if attempt("check the data folders", lambda: check_data(train, test) or True) is None:
+        return None
+    target = checkpoint_report_path(ckpt)
+
+    def work(task: Job[list[str]]) -> list[str]:
+        def stage(s: ProbeStage) -> None:
+            task.report(s.fraction, f"{label}: {s.label}")
+
+        report = run_probe(ckpt, None, train, test, sizes=sizes, repeats=repeats, which=which, progress=stage)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(target, report)
+        return [label]
+
+    return attempt("start the probe", jobs().start_task, "probe", f"Probe of {label}", work)
+
+
+def checkpoint_report(ckpt: Path) -> Report | None:
+    """The last probe report of this checkpoint file, or None."""
+    try:
+        report = json.loads(checkpoint_report_path(ckpt).read_text())
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) and report.get("table") else None
+
+
 @st.fragment(run_every=1.0)
 def probe_progress() -> None:
     """The running probe's progress bar; when it ends, a rerun of the page shows the new results."""
@@ -97,10 +145,14 @@ def _supervised_points(train_data: str) -> list[dict[str, Any]]:
     return points
 
 
-def probe_results(run_ids: list[str]) -> None:
-    """The figure, table and CSV of the chosen runs' probe.json (instant: nothing is recomputed)."""
+def probe_results(run_ids: list[str], checkpoints: dict[str, Report | None] | None = None) -> None:
+    """The figure, table and CSV of the chosen runs' probe.json and of checkpoint files' reports (label: report).
+
+    Instant: nothing is recomputed.
+    """
     reports = {rid: rep for rid in run_ids if (rep := _probe_report(rid)) is not None}
-    missing = [rid for rid in run_ids if rid not in reports]
+    reports.update({label: rep for label, rep in (checkpoints or {}).items() if rep is not None})
+    missing = [rid for rid in [*run_ids, *(checkpoints or {})] if rid not in reports]
     if missing:
         st.caption("No probe results yet for " + ", ".join(missing) + ": press *Run probe*.")
     if not reports:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import evaluation, figures, replay, services
+from dashboard import evaluation, figures, pretrained, replay, services
 from dashboard.errors import attempt
 from dashboard.routing import ensure_routed
 
@@ -24,7 +24,8 @@ st.radio(
     ["Run", "Checkpoint file"],
     key="keep.emb_source",
     horizontal=True,
-    help="A run from the sidebar, or a .ckpt file: this project's or the tutorial's SimCLR.ckpt.",
+    help="A run from the sidebar, or a .ckpt file: this project's, or the tutorial's SimCLR.ckpt (uploaded or "
+    "downloaded here).",
 )
 run = services.current_run() if ss["keep.emb_source"] == "Run" else None
 if ss["keep.emb_source"] == "Run":
@@ -36,10 +37,11 @@ if ss["keep.emb_source"] == "Run":
         st.stop()
     train_spec, test_spec = evaluation.eval_specs(run)
 else:
-    upload = st.file_uploader("Checkpoint (.ckpt)", type=["ckpt", "pt", "pth"], key="upload.ckpt")
-    train_spec, test_spec = None, None
-    if upload is None:
+    choice = pretrained.checkpoint_input("upload.ckpt", "btn.emb_tutorial_ckpt")
+    if choice is None:
         st.stop()
+    # The tutorial's encoder is evaluated on STL-10's labelled splits, as the tutorial does; an upload names its own.
+    train_spec, test_spec = pretrained.TUTORIAL_SPECS if choice.tutorial is not None else (None, None)
 
 if not services.umap_ready():
     st.caption(
@@ -91,7 +93,7 @@ if run is not None:
         )
         st.stop()
 else:
-    ckpt = evaluation.uploaded_checkpoint(upload)
+    ckpt = choice.checkpoint()
     if ckpt is None:
         st.stop()
 

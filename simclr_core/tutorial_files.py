@@ -1,4 +1,5 @@
-"""The tutorial's published files (UvA DL tutorial 17, the seed): the event files of its SimCLR and ResNet runs.
+"""The tutorial's published files (UvA DL tutorial 17, the seed): its pretrained SimCLR.ckpt and the event files
+of its SimCLR and ResNet runs.
 
 Fetched the way the seed fetches them: ``base_url + file_name`` from the tutorial's saved-models repository,
 into ``<data root>/tutorial17/<file_name>`` (the seed's own ``CHECKPOINT_PATH`` layout), once. Downloads
@@ -30,6 +31,9 @@ class TutorialFile:
 
 
 FILES = {
+    # The seed's own pretrained encoder (ResNet-18, 500 epochs on STL-10's unlabelled split; weights only,
+    # as the tutorial's ModelCheckpoint(save_weights_only=True) wrote it): model.load_checkpoint reads it.
+    "simclr_ckpt": TutorialFile("SimCLR.ckpt", "the tutorial's pretrained SimCLR encoder (SimCLR.ckpt)", "46 MB"),
     "simclr_events": TutorialFile(
         "tensorboards/SimCLR/events.out.tfevents.SimCLR", "the tutorial's SimCLR run (500 epochs)", "1.1 MB"
     ),
