@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,33 @@ from simclr_core.config import cpu_demo_config
 ensure_routed()
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+
+def dataset_table(rows: list[dict[str, object]]) -> str:
+    """The dataset rows as a markdown table (counts with separators, a dash where unknown, text escaped), then
+    each source's description once, below it (a column of them would not fit beside the demo)."""
+
+    def cell(value: object) -> str:
+        if value is None or value == "":
+            return "—"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
+
+    header = [key for key in rows[0] if key != "about"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(row.get(key)) for key in header) + " |" for row in rows]
+    about: dict[str, str] = {}
+    for row in rows:
+        source = str(row.get("spec", "")).split(":")[0]
+        if row.get("about") and source not in about:
+            about[source] = str(row["about"])
+    lines += [""] + [f"- **{cell(source)}**: {cell(text)}" for source, text in about.items()]
+    return "\n".join(lines)
+
 
 st.title("SimCLR Studio")
 st.markdown(
@@ -76,11 +104,14 @@ with left:
             icon=":material/info:",
         )
 
-    st.subheader("Datasets", anchor=False)
-    rows = services.dataset_rows()
-    if rows:
-        st.dataframe(rows, hide_index=True, width="stretch")
-    st.caption(
-        "Built-in **shapes** works offline. `cifar10` / `stl10` download on first use; any folder of images "
-        "(one subfolder per class), .zip or .tar.gz can be typed into the sidebar's *Dataset* box."
-    )
+st.subheader("Datasets", anchor=False)
+rows = services.dataset_rows()
+if rows:
+    # Markdown, not st.dataframe: the interactive grid's script (~0.5 MB) loads lazily, and on a first visit
+    # (nothing cached, a busy machine) the table stood as an empty grey placeholder for seconds; markdown
+    # is drawn with the heading above it.
+    st.markdown(dataset_table(rows))
+st.caption(
+    "Built-in **shapes** works offline. `cifar10` / `stl10` download on first use; any folder of images "
+    "(one subfolder per class), .zip or .tar.gz can be typed into the sidebar's *Dataset* box."
+)
