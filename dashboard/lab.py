@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from dashboard import lab_figures, services
+from dashboard import figures, lab_figures, services
 from dashboard.errors import attempt
 from dashboard.queueing import ensure_worker
 from dashboard.state import runs_root, select_run
@@ -129,7 +129,7 @@ def heatmap(plan: dict[str, Any]) -> None:
         on_select="rerun",
         selection_mode="points",
         key=f"chart.ablation.{ss.get('keep.lab_click') or 0}",
-        config={"displayModeBar": False},
+        config=figures.chart_config(f"ablation-{plan['id']}"),  # the toolbar: its camera saves a PNG
     )
     points = (event.selection.points if event is not None and event.selection else None) or []
     picked = [p.get("customdata") for p in points if p.get("customdata")]
@@ -189,4 +189,6 @@ def leaderboard() -> None:
         if run is not None:
             curves[f"#{i + 1} {r['run']}"] = services.metric_rows(run)
     if curves:
-        st.plotly_chart(lab_figures.knn_curves(curves), width="stretch", key="chart.tries")
+        st.plotly_chart(
+            lab_figures.knn_curves(curves), width="stretch", key="chart.tries", config=figures.chart_config("tries-knn")
+        )
