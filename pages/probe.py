@@ -52,7 +52,11 @@ else:
     chosen = list(ss["keep.probe_runs"])
 c = st.columns([2.4, 1, 1, 1])
 c[0].multiselect(
-    "Images per class", probing.PROBE_SIZES, key="keep.probe_sizes", help="Capped by what the training split holds."
+    "Images per class",
+    probing.PROBE_SIZES,
+    key="keep.probe_sizes",
+    bind="query-params",  # the address carries them: a share link shows the same sizes
+    help="Capped by what the training split holds.",
 )
 c[1].number_input(
     "Repeats",
