@@ -23,7 +23,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/pyth
 setup: $(VENV)/.app-installed
 setup-dev: $(VENV)/.dev-installed
 
-## Set up and open the dashboard on the built-in dataset (http://localhost:$(PORT)).
+## Set up and serve the dashboard on the built-in dataset (headless: open http://localhost:$(PORT) in a browser).
 dashboard: setup
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
