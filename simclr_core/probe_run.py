@@ -109,6 +109,9 @@ def probe_report(
     (``"encoding the training split (512/5000 images)"``) and sizes probed (``"probing (2/6 sizes)"``).
     """
 
+    if repeats < 1:
+        raise ConfigError(f"repeats must be at least 1, got {repeats}")
+
     def say(stage: ProbeStage) -> None:
         if progress is not None:
             progress(stage)
@@ -236,52 +239,26 @@ def run_probe(
     train_data: str | None = None,
     test_data: str | None = None,
     *,
-    sizes: tuple[int, ...] | list[int] = DEFAULT_SIZES,
-    repeats: int = 3,
-    which: str = "h",
-    subset: str = "random",
-    val_fraction: float = 0.0,
-    seed: int = 0,
-    knn_k: int | None = 20,
-    random_baseline: bool = True,
-    image_size: int | None = None,
-    device: str | None = None,
-    cfg: ProbeConfig | None = None,
     baseline: Baseline | None = None,
-    progress: StageCallback | None = None,
-    steps: StepProgress | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """Probe ``source`` (from ``features.resolve_source``) and, when it belongs to a run, write ``<run>/probe.json``.
 
     ``train_data``/``test_data`` default to the labelled splits of the run's source (ConfigError
-    when there are none). With ``baseline`` the supervised ResNet trains too (blocking; Ctrl-C
-    ends it early, evaluated) and its results land in the report's ``supervised``.
+    when there are none). ``options`` are :func:`probe_report`'s keyword arguments (sizes, repeats,
+    which, subset, val_fraction, seed, knn_k, random_baseline, image_size, device, cfg, progress,
+    steps). With ``baseline`` the supervised ResNet trains too (blocking; Ctrl-C ends it early,
+    evaluated) and its results land in the report's ``supervised``.
     """
-    if repeats < 1:
-        raise ConfigError(f"repeats must be at least 1, got {repeats}")
     train_data, test_data = labelled_splits(run_dir, train_data, test_data)
-    report = probe_report(
-        source,
-        train_data,
-        test_data,
-        sizes,
-        repeats,
-        which,
-        subset,
-        val_fraction,
-        seed,
-        knn_k,
-        random_baseline,
-        image_size,
-        device,
-        cfg,
-        progress,
-        steps,
-    )
+    report = probe_report(source, train_data, test_data, **options)
+    progress = options.get("progress")
     if baseline is not None:
         if progress is not None:
             progress(ProbeStage.SUPERVISED)
-        report["supervised"] = _supervised(source, report, baseline, val_fraction, device)
+        report["supervised"] = _supervised(
+            source, report, baseline, options.get("val_fraction", 0.0), options.get("device")
+        )
     if run_dir is not None:
         from simclr_core.store import Run
 
