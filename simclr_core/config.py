@@ -216,6 +216,7 @@ class TrainConfig:
     backbone: str = "resnet18"  # encoder f (torchvision ResNet, from scratch)
     small_input: bool = False  # 3x3 stride-1 first conv, no max-pool: for 32x32 inputs
     hidden_dim: int = 128  # projection output; the head is feat -> 4*hidden -> hidden
+    head_batch_norm: bool | None = None  # BatchNorm in the head's hidden layer; default: as the method's paper
     batch_size: int = 256  # images per optimiser step across all devices (global), each giving n_views views
     epochs: int = 500  # passes over the training images
     max_minutes: float | None = None  # wall-clock budget; the run ends cleanly as finished

@@ -17,7 +17,7 @@ import torch
 from simclr_core.augment import make_views
 from simclr_core.config import TrainConfig
 from simclr_core.devices import resolve_precision, torch_device
-from simclr_core.methods import BATCH_NORM_HEAD, make_method
+from simclr_core.methods import make_method, uses_head_batch_norm
 from simclr_core.model import SimCLRNet
 
 TIMED_BATCH = 32  # images per timed step: seconds per image barely depend on the batch beyond this
@@ -62,7 +62,12 @@ def seconds_per_image(config: TrainConfig, steps: int = 2) -> float:
 
     The step is the method's own (BYOL's predictor and momentum target cost about a third more than SimCLR)."""
     device = torch_device(config.device)
-    net = SimCLRNet(config.backbone, config.hidden_dim, config.small_input, config.method in BATCH_NORM_HEAD)
+    net = SimCLRNet(
+        config.backbone,
+        config.hidden_dim,
+        config.small_input,
+        uses_head_batch_norm(config.method, config.head_batch_norm),
+    )
     net = net.to(device)
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)

@@ -31,7 +31,7 @@ from simclr_core.augment import make_views
 from simclr_core.config import TrainConfig
 from simclr_core.distributed import DDP_CONTROL_EVERY, broadcast_from_zero
 from simclr_core.knn import knn_accuracy
-from simclr_core.methods import BATCH_NORM_HEAD, RANK_METRICS, make_method
+from simclr_core.methods import RANK_METRICS, make_method, uses_head_batch_norm
 from simclr_core.metrics import KNN_ACC, RANKME, TRAIN_LOSS, TRAIN_METRICS
 from simclr_core.model import SimCLRNet
 from simclr_core.rankme import rankme
@@ -77,7 +77,12 @@ class SimCLRModule(pl.LightningModule):
             config = TrainConfig.from_dict(config)
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
-        self.net = SimCLRNet(config.backbone, config.hidden_dim, config.small_input, config.method in BATCH_NORM_HEAD)
+        self.net = SimCLRNet(
+            config.backbone,
+            config.hidden_dim,
+            config.small_input,
+            uses_head_batch_norm(config.method, config.head_batch_norm),
+        )
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.objective = make_method(config.method, self.net, config.hidden_dim)

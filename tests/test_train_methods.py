@@ -86,3 +86,24 @@ def test_supcon_without_labels_is_refused_before_a_run_exists(tmp_path: Path) ->
 def test_unknown_method_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown method 'moco'"):
         method_config("moco").validate()
+
+
+@pytest.mark.parametrize(
+    ("method", "choice", "expected"),
+    [("simclr", None, False), ("simclr", True, True), ("vicreg", None, True), ("byol", False, False)],
+)
+def test_the_head_normalises_its_hidden_layer_as_asked_or_as_the_method_does(
+    method: str, choice: bool | None, expected: bool
+) -> None:
+    from simclr_core.module import SimCLRModule
+
+    module = SimCLRModule(method_config(method, head_batch_norm=choice))
+    has_norm = any(isinstance(m, torch.nn.BatchNorm1d) for m in module.net.head.modules())
+    assert has_norm is expected
+
+
+def test_a_simclr_run_with_a_normalised_head_leaves_a_loadable_checkpoint(tmp_path: Path) -> None:
+    run = train(method_config("simclr", head_batch_norm=True, epochs=1), tmp_path, name="bn-head")
+    ckpt = load_checkpoint(run.checkpoint("last"))
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in ckpt.net.head.modules())
+    assert ckpt.hparams["head_batch_norm"] is True

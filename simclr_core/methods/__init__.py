@@ -27,6 +27,11 @@ LABELS = {
 BATCH_NORM_HEAD = ("byol", "barlowtwins", "vicreg")
 
 
+def uses_head_batch_norm(method: str, choice: bool | None = None) -> bool:
+    """The config's explicit choice, else what the method's paper does."""
+    return method in BATCH_NORM_HEAD if choice is None else choice
+
+
 def make_method(name: str, net: nn.Module, dim: int) -> Method:
     """The method ``name`` for the online network ``net`` (``model.SimCLRNet``) with projections of ``dim``."""
     if name == "byol":
@@ -37,4 +42,4 @@ def make_method(name: str, net: nn.Module, dim: int) -> Method:
     return classes[name]()
 
 
-__all__ = ["BATCH_NORM_HEAD", "LABELS", "METHODS", "RANK_METRICS", "Method", "make_method"]
+__all__ = ["BATCH_NORM_HEAD", "LABELS", "METHODS", "RANK_METRICS", "Method", "make_method", "uses_head_batch_norm"]
