@@ -49,6 +49,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "fast": ("fast", []),
     "fast-nojitter": ("fast", ["--aug", "{nojitter}"]),
     "fast-eval48": ("fast", ["--eval-scale", "1.5"]),  # FixRes: scored at 48 px (helps 5 minutes, hurts 20)
+    "fast-headbn": ("fast", ["--head-batch-norm"]),  # BatchNorm in SimCLR's projection head, as BYOL/VICReg's
 }
 
 
