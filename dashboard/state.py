@@ -66,6 +66,8 @@ KEYS: dict[str, Key] = {
     "keep.aug_lineup_image": Key("preview image whose lineup 'What the network sees' shows", _value(0)),
     "_difficulty": Key("the last meter reading and what it was measured on (dashboard/difficulty.py)"),
     "_difficulty_prev": Key("per encoder: (last reading, the one before) for the meter's deltas"),
+    "nav.aug_tab": Key("open tab of the Augment page's preview (bound to the address)"),
+    "nav.lab_tab": Key("open tab of the Augment page's lab (bound to the address)"),
     "step_image": Key("image of the step-through tab"),
     "keep.lab_data": Key("training data of the lab's short runs (default: the Train form's)"),
     "keep.lab_bank": Key("the lab's kNN bank spec (empty: the source's train split)", _value("")),
@@ -84,7 +86,7 @@ KEYS: dict[str, Key] = {
     # Train
     "keep.run_name": Key("name of the next run", _value("simclr")),
     "train.aug_choice": Key("preset the Train page's augmentation starts from"),
-    "nav.train_tab": Key("open tab of the Train page"),
+    "nav.train_tab": Key("open tab of the Train page (bound to the address)"),
     "_show_run_tab": Key(
         "open the Run tab on the next visit (a run was just started; a run name: a lab heatmap cell was clicked)"
     ),

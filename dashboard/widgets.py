@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import figures, services
 from dashboard.jobs import resume_training, running_job
-from dashboard.state import runs_root, runs_root_refusal
+from dashboard.state import KEYS, runs_root, runs_root_refusal
 from simclr_core.config import PRESETS, AugmentationConfig
 from simclr_core.metrics import KNN_ACC, TRAIN_LOSS, VIEWS_PER_S
 
@@ -71,36 +71,49 @@ def notices() -> None:
 
 
 def sidebar() -> None:
-    """Runs folder, dataset and run pickers shared by every page, plus the running job."""
+    """Runs folder, dataset and run pickers shared by every page, plus the running job.
+
+    Both pickers are bound to the address (``?data_spec=...&run_id=<run name>``): it is the page's share link.
+    Streamlit leaves a bound widget's value out of the address while it equals the widget's default, and the
+    default option here would be the current spec or the newest run, which someone opening the link later may not
+    get; so neither picker has a default option (``index=None``) and both keys are assigned on every run: Streamlit
+    writes a value set from code into the address from the session's second run on (the first interaction).
+    """
     from simclr_core.data import data_root
 
+    ss = st.session_state
     with st.sidebar:
         job = running_job()
         if job is not None and job.run is not None:
             st.fragment(_training_badge, run_every=2.0)(job.run.id)
+        ss["data_spec"] = ss.get("data_spec") or KEYS["data_spec"].default()  # cleared: the default spec
         st.selectbox(
             "Dataset",
             services.dataset_choices(),
             key="data_spec",
-            bind="query-params",  # the address carries the view: it is the page's share link
+            bind="query-params",
+            index=None,
             accept_new_options=True,
             help="Built-in `shapes[:split]`, `cifar10`/`stl10` (downloaded), or a folder / .zip / .tar.gz "
             "path. Type a spec or path to use another one.",
         )
         runs = services.run_names()
-        if st.session_state.get("_select_run") in runs:
-            st.session_state["run_id"] = st.session_state.pop("_select_run")
-        if st.session_state.get("run_id") not in runs:
-            st.session_state["run_id"] = runs[0] if runs else None
+        if ss.get("_select_run") in runs:
+            ss["run_id"] = ss.pop("_select_run")
+        ss["run_id"] = ss.get("run_id") if ss.get("run_id") in runs else (runs[0] if runs else None)
         st.selectbox(
             "Run",
             runs,
             key="run_id",
+            # The bare run name: a label (name · method · state) would change when the run ends, and a link made
+            # while it trained would stop matching. The state is the caption below.
             bind="query-params",
-            format_func=services.run_label,
+            index=None,
             placeholder="no runs yet",
             help="The run shown on the Train, Embeddings and Probe pages.",
         )
+        if ss.get("run_id"):
+            st.caption(run_summary(ss["run_id"]))
         with st.expander("Settings"):
             st.text_input("Runs folder", key="runs_root", help="Where runs are stored; created on the first run.")
             refusal = runs_root_refusal()
@@ -108,6 +121,16 @@ def sidebar() -> None:
                 st.error(f"{refusal} Showing {runs_root()} instead.", icon=":material/block:")
             st.caption(f"Data cache: `{data_root()}`")
     notices()
+
+
+def run_summary(name: str) -> str:
+    """What the sidebar says below its run picker (which shows bare names): the method, or the kind, and the state."""
+    run = services.open_run(name)
+    if run is None:
+        return ""
+    state = str(services.run_state(run).get("state", "?"))
+    what = run.train_config.get("method", "simclr") if run.kind == "simclr" else run.kind
+    return f"{STATE_ICONS.get(state, '')} {what} · {state}".strip()
 
 
 def _training_badge(name: str) -> None:

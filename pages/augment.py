@@ -115,7 +115,9 @@ images = preview.preview_images(
 )
 
 with view:
-    grid_tab, steps_tab, difficulty_tab, export_tab = st.tabs(["Views", "Step through", "Difficulty", "Export & share"])
+    grid_tab, steps_tab, difficulty_tab, export_tab = st.tabs(
+        ["Views", "Step through", "Difficulty", "Export & share"], key="nav.aug_tab", bind="query-params"
+    )
     with grid_tab:
         if cfg is not None and images is not None:
             grid = preview.views_grid(images, cfg, int(ss["keep.aug_views"]), int(ss["keep.aug_seed"]))
@@ -183,7 +185,7 @@ st.divider()
 st.header("Augmentation lab", anchor=False)
 st.caption("What do these operations do to the representation? Short fast-recipe runs, scored by kNN, one at a time.")
 lab.settings()
-grid_lab, try_lab = st.tabs(["Ablation grid", "Try these augmentations"])
+grid_lab, try_lab = st.tabs(["Ablation grid", "Try these augmentations"], key="nav.lab_tab", bind="query-params")
 with grid_lab:
     lab.ablation_lab()
 with try_lab:

@@ -88,10 +88,13 @@ def long_run_offer(cfg: TrainConfig) -> None:
 
 st.title("Training")
 
+# The open tab is bound to the address (?nav.train_tab=Compare+runs; none for Run): a link reopens it. Setting the key
+# before the tabs are drawn selects one: a link's tab wins on the session's first run, _show_run_tab (a run just
+# started or opened) on any later one.
 if ss.pop("_show_run_tab", False) or "nav.train_tab" not in ss:
     ss["nav.train_tab"] = "Run" if ss.get("run_id") else "New run"
 live_tab, new_tab, compare_tab, queue_tab = st.tabs(
-    ["Run", "New run", "Compare runs", "Queue"], key="nav.train_tab", on_change="rerun"
+    ["Run", "New run", "Compare runs", "Queue"], key="nav.train_tab", bind="query-params"
 )
 
 with new_tab:
