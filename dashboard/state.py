@@ -121,7 +121,7 @@ KEYS: dict[str, Key] = {
     "keep.emb_which_ckpt": Key("last or best checkpoint", _value("last")),
     "keep.emb_split": Key("test, train or other labelled data", _value("test")),
     "keep.emb_other": Key("the other labelled data spec", _value("")),
-    "keep.emb_points": Key("points on the map", _value(2000)),
+    "emb_points": Key("points on the map (the widget says 2000; bound to the address, kept across pages)"),
     "keep.emb_method": Key("projection (UMAP/PCA/t-SNE, 2-D/3-D)", _value("UMAP 2-D")),
     "keep.emb_features": Key("h or z", _value("h")),
     "upload.ckpt": Key("an uploaded checkpoint"),

@@ -59,7 +59,10 @@ c[1].selectbox(
     bind="query-params",
     format_func=lambda k: "other labelled data ..." if k == "other" else f"{k} ({splits[k] or 'none'})",
 )
-c[2].select_slider("Points", [500, 1000, 2000, 4000, 8000, 16000], key="keep.emb_points", bind="query-params")
+# 2000 by the widget's own default, not by session state: Streamlit leaves a bound widget's default out of the address,
+# so a link with 500 (the slider's first option, its default without value=) opened on 2000. Kept across pages by the
+# binding itself (a keep.* key would be assigned on every run, which a widget with a value= must not be).
+c[2].select_slider("Points", [500, 1000, 2000, 4000, 8000, 16000], value=2000, key="emb_points", bind="query-params")
 c[3].selectbox("Method", list(evaluation.PROJECTIONS), key="keep.emb_method", bind="query-params")
 c[4].radio(
     "Features",
@@ -100,7 +103,7 @@ else:
 feats = evaluation.feature_set(ckpt, spec, ss["keep.emb_features"])
 if feats is None:
     st.stop()
-table = evaluation.embedding(ckpt, spec, ss["keep.emb_features"], ss["keep.emb_method"], int(ss["keep.emb_points"]))
+table = evaluation.embedding(ckpt, spec, ss["keep.emb_features"], ss["keep.emb_method"], int(ss["emb_points"]))
 if table is None:
     st.stop()
 
@@ -164,4 +167,4 @@ if selected:
         evaluation.thumbnail_grid(images, hits[0], feats.classes, feats.labels, similarities=hits[1])
 
 if run is not None:
-    replay.section(run, spec, int(ss["keep.emb_points"]))
+    replay.section(run, spec, int(ss["emb_points"]))

@@ -108,3 +108,25 @@ def test_a_link_opens_the_augment_pages_tabs_and_a_bad_tab_is_dropped(two_runs: 
     assert not at.exception
     assert at.session_state["nav.train_tab"] == "Run"  # a run is selected: its tab
     assert "nav.train_tab" not in at.query_params
+
+
+def test_a_link_opens_the_maps_points_even_the_sliders_first_option(two_runs: Path) -> None:
+    """The Points slider's default is 2000 by the widget itself: a default by session state left the slider's first
+    option (500) as the widget's default, which Streamlit leaves out of the address, so a link with 500 showed 2000."""
+    at = app()
+    at.query_params.update({"run_id": "older", "emb_points": "500", "keep.emb_method": "PCA 3-D"})
+    at.run()
+    at.switch_page("pages/embeddings.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.select_slider(key="emb_points").value == 500
+    assert at.selectbox(key="keep.emb_method").value == "PCA 3-D"
+
+    at = app().run()  # no link: the default, and a change kept across pages (by the binding: not a keep.* key)
+    at.switch_page("pages/embeddings.py").run()
+    assert not at.exception
+    assert at.select_slider(key="emb_points").value == 2000
+    at.select_slider(key="emb_points").set_value(4000).run()
+    at.switch_page("pages/probe.py").run()
+    at.switch_page("pages/embeddings.py").run()
+    assert not at.exception
+    assert at.select_slider(key="emb_points").value == 4000
