@@ -243,7 +243,7 @@ def test_an_ablation_fills_its_heatmap_a_try_lands_on_the_leaderboard_and_a_cell
 
         def at_train() -> str | None:
             """The address once it is the Train page's with the sidebar's run bound to the cell's run (the switch
-            keeps the bound query: run_id=<name> · simclr · finished). From the page itself: Playwright's page.url
+            keeps the bound query: run_id=<name>). From the page itself: Playwright's page.url
             only follows navigations while it is called."""
             url = page.evaluate("() => location.href")
             run_id = parse_qs(urlsplit(url).query).get("run_id", [""])[0]
