@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import streamlit as st
@@ -137,13 +137,14 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def stop_jobs_at_exit(timeout: float | None = None) -> list[str]:
-    """Stop every job of this process and wait up to ``timeout`` s (``STOP_WAIT_S``) in all; the labels of
-    those still running after it (they read ``interrupted`` and resume from their last checkpoint).
+def stop_jobs_at_exit(timeout: float | None = None, slots: Iterable[Jobs] | None = None) -> list[str]:
+    """Stop every job of ``slots`` (default: every :class:`Jobs` of this process) and wait up to ``timeout`` s
+    (``STOP_WAIT_S``) in all; the labels of those still running after it (they read ``interrupted`` and resume
+    from their last checkpoint). The slots closed refuse new jobs from then on.
 
     Runs in the main thread as the interpreter ends; a second Ctrl-C or SIGTERM while it waits leaves at once.
     """
-    running = [job for slot in list(_INSTANCES) for job in slot.close()]
+    running = [job for slot in list(_INSTANCES if slots is None else slots) for job in slot.close()]
     if not running:
         return []
     limit = STOP_WAIT_S if timeout is None else timeout

@@ -161,7 +161,8 @@ def test_an_ending_server_refuses_new_jobs_and_stops_its_tasks(messages: list[st
         return 7
 
     task = slot.start_task("probe", "a probe", work)
-    assert stop_jobs_at_exit(timeout=10) == [] and not task.is_alive() and task.result == 7
+    # Only this slot: closing every slot of the process would close the AppTest server's for the tests after this.
+    assert stop_jobs_at_exit(timeout=10, slots=[slot]) == [] and not task.is_alive() and task.result == 7
     assert slot.busy() == CLOSING  # the queue worker waits instead of failing its next entry
     with pytest.raises(RuntimeError, match=CLOSING):
         slot.start_training("late", lambda: pytest.fail("must not start"))
