@@ -11,6 +11,7 @@ cores. Screenshots land in test-artifacts/ (lab_ablation.png, lab_try.png, lab_c
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -150,9 +151,17 @@ def test_an_ablation_fills_its_heatmap_a_try_lands_on_the_leaderboard_and_a_cell
 
         # One change from the preset for the try to report: colour jitter's hue 0.1 -> 0.15.
         hue = page.locator('[data-testid="stSlider"]').filter(has_text="Hue").first
-        hue.get_by_role("slider").focus()
-        for _ in range(5):
+        # One step at a time, focusing the slider again each time: each step reruns the page, and a key
+        # pressed while it redraws can land on nothing.
+        for _ in range(12):
+            if "0.15" in hue.inner_text():
+                break
+            before = hue.inner_text()
+            hue.get_by_role("slider").focus()
             page.keyboard.press("ArrowRight")
+            with contextlib.suppress(AssertionError):
+                budget.until(lambda was=before: hue.inner_text() != was, 5, "Hue moves one step")
+            budget.settled()
         budget.until(lambda: "0.15" in hue.inner_text(), 30, "Hue moves to 0.15")
         budget.settled()
 
