@@ -96,7 +96,12 @@ def test_a_share_link_restores_the_view_and_the_address_follows_the_widgets(
         page.get_by_role("tab", name="Queue").click()
         until(page, lambda path, q: q.get("nav.train_tab") == ["Queue"], "the address did not follow the tab")
         pick(page, "Run", "newer")
-        until(page, lambda path, q: q.get("run_id") == ["newer"], "the address did not follow the run")
+        # The dataset joins the address from the session's second run on; wait for it too (written after the run).
+        until(
+            page,
+            lambda path, q: q.get("run_id") == ["newer"] and bool(q.get("data_spec")),
+            "the address did not follow the run or did not name the dataset",
+        )
         path, query = address(page)
         assert path == "/train" and query["nav.train_tab"] == ["Queue"] and query["data_spec"], query
 
