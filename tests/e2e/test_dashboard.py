@@ -202,6 +202,8 @@ def test_stopped_run_resumes_and_stops_again(page, server):
     page.get_by_role("button", name="Resume").click()
     stop = page.get_by_role("button", name="Stop")
     stop.wait_for(timeout=120_000)
+    # The resumed run trains (not still "resuming", loading its checkpoint) before the page is left.
+    page.get_by_text("training", exact=True).first.wait_for(timeout=180_000)
     # Every page's sidebar says a run is training in the background.
     page.get_by_role("link", name="Augment").click()
     badge = page.locator('[data-testid="stSidebar"]').get_by_text("in the background")
