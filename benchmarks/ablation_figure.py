@@ -16,16 +16,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,6 +33,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from dashboard.lab_figures import ablation_heatmap
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # the browser tests' chromium and flags
 
     fig = ablation_heatmap(json.loads(args.matrix.read_text()))
     if args.title:
@@ -52,7 +43,7 @@ def main() -> None:
         page_file = Path(tmp) / "figure.html"
         fig.write_html(page_file, include_plotlyjs=True, full_html=True, config={"displayModeBar": False})
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": args.width, "height": args.height})
             page.goto(page_file.as_uri())
             page.wait_for_selector(".main-svg")
