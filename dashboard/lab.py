@@ -17,6 +17,8 @@ from dashboard.errors import attempt
 from dashboard.queueing import ensure_worker
 from dashboard.state import runs_root, select_run
 from simclr_core import ablation, tries
+from simclr_core.config import METHODS
+from simclr_core.methods import LABELS as METHOD_LABELS
 
 if TYPE_CHECKING:
     from simclr_core.config import AugmentationConfig
@@ -37,15 +39,21 @@ def _checked_data() -> str:
     return data
 
 
+def _method() -> str:
+    return str(ss.get("keep.lab_method") or "simclr")
+
+
 def _queue_ablation(ops: list[str], minutes: float) -> dict[str, Any]:
     bank, scored = _scoring()
-    return ablation.queue_ablation(runs_root(), _checked_data(), ops, minutes, bank=bank, scored=scored)
+    data = _checked_data()
+    return ablation.queue_ablation(runs_root(), data, ops, minutes, bank=bank, scored=scored, method=_method())
 
 
 def _queue_try(cfg: AugmentationConfig, minutes: float) -> object:
     bank, scored = _scoring()
     preset = str(ss.get("aug.preset") or "tutorial")
-    return tries.queue_try(runs_root(), _checked_data(), cfg, preset, minutes, bank=bank, scored=scored)
+    data = _checked_data()
+    return tries.queue_try(runs_root(), data, cfg, preset, minutes, bank=bank, scored=scored, method=_method())
 
 
 def _open(run_path: str) -> None:
@@ -60,10 +68,19 @@ def _open(run_path: str) -> None:
 
 
 def settings() -> None:
-    """The lab's data and scoring fields, shared by the ablation and the tries."""
+    """The lab's data, method and scoring fields, shared by the ablation and the tries."""
     ss.setdefault("keep.lab_data", ss.get("train.data") or "shapes:unlabeled")
-    a, b, c = st.columns(3)
+    ss.setdefault("keep.lab_method", "simclr")
+    a, m, b, c = st.columns([3, 2, 3, 3])
     a.text_input("Training data (spec)", key="keep.lab_data", help="Unlabelled images the short runs learn from.")
+    m.selectbox(
+        "Method",
+        list(METHODS),
+        key="keep.lab_method",
+        format_func=lambda k: METHOD_LABELS.get(k, k),
+        help="The objective of every short run. The crop + colour lesson is SimCLR's; the others show whether it "
+        "holds for them. SupCon trains on labels, so its training data must be labelled.",
+    )
     b.text_input(
         "kNN bank (optional)", key="keep.lab_bank", help="Labelled images that vote; empty: the source's train split."
     )
@@ -95,7 +112,8 @@ def ablation_lab() -> None:
             ss["keep.lab_ablation"] = plan["id"]
             ensure_worker()
     st.caption(
-        f"{n} runs of the fast recipe (same seed): no augmentation, each operation alone and each pair, "
+        f"{n} runs of {METHOD_LABELS.get(_method(), _method())}'s fast recipe (same seed): no augmentation, each "
+        "operation alone and each pair, "
         f"about {n * float(minutes):g} min of training plus scoring, one at a time."
         if n
         else "Pick at least two operations."
@@ -112,7 +130,8 @@ def ablation_lab() -> None:
         ids,
         key="keep.lab_ablation",
         format_func=lambda i: (
-            f"{i} · {', '.join(by_id[i]['ops'])} · {by_id[i]['minutes_per_run']:g} min · {by_id[i]['data']}"
+            f"{i} · {ablation.method_label(by_id[i].get('method', 'simclr'))} · {', '.join(by_id[i]['ops'])} · "
+            f"{by_id[i]['minutes_per_run']:g} min · {by_id[i]['data']}"
         ),
     )
     heatmap(by_id[ss["keep.lab_ablation"]])
@@ -169,6 +188,7 @@ def leaderboard() -> None:
         {
             "kNN": None if r["knn_acc"] is None else 100 * r["knn_acc"],
             "state": r["state"],
+            "method": METHOD_LABELS.get(r["method"], r["method"]),
             "changes from the preset": f"{r['preset']}: " + ("; ".join(r["diff"]) or "none"),
             "settings": r["words"],
             "minutes": r["minutes"],

@@ -93,12 +93,20 @@ def cell_name(cell: tuple[str, ...]) -> str:
 
 
 def base_config(
-    data: str, minutes: float, seed: int | None = None, overrides: dict[str, Any] | None = None
+    data: str,
+    minutes: float,
+    seed: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    method: str = "simclr",
 ) -> TrainConfig:
-    """The fast recipe on ``data`` with the budget; ``overrides`` (e.g. batch_size for tiny data) on top."""
+    """The fast recipe of ``method`` on ``data`` with the budget; ``overrides`` (e.g. batch_size for tiny data) on top."""
     cfg = recipe_config("fast", data)
     cfg = replace(
-        cfg, max_minutes=float(minutes), **({"seed": int(seed)} if seed is not None else {}), **(overrides or {})
+        cfg,
+        max_minutes=float(minutes),
+        method=method,
+        **({"seed": int(seed)} if seed is not None else {}),
+        **(overrides or {}),
     )
     return cfg.validate()
 
@@ -113,12 +121,17 @@ def queue_ablation(
     bank: str | None = None,
     scored: str | None = None,
     overrides: dict[str, Any] | None = None,
+    method: str = "simclr",
 ) -> dict[str, Any]:
-    """Queue every cell of the grid and save the plan; returns it ({id, ops, cells: [{ops, entry, aug}], ...})."""
+    """Queue every cell of the grid and save the plan; returns it ({id, ops, cells: [{ops, entry, aug}], ...}).
+
+    ``method``: the objective every cell trains (the lesson is SimCLR's; the others show whether it holds
+    for them too); supcon needs labelled training data (on unlabelled images each cell fails, saying so).
+    """
     ops = parse_ops(ops)
     if not minutes > 0:
         raise ConfigError(f"minutes per run must be positive, got {minutes}")
-    base = base_config(data, minutes, seed, overrides)
+    base = base_config(data, minutes, seed, overrides, method)
     bank, scored = eval_specs(data, bank, scored)
     ablation_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     queue = RunQueue(runs_root)
@@ -134,6 +147,7 @@ def queue_ablation(
         "ops": ops,
         "minutes_per_run": float(minutes),
         "recipe": "fast",
+        "method": base.method,
         "seed": base.seed,
         "bank": bank,
         "scored": scored,
@@ -222,6 +236,7 @@ def matrix(runs_root: str | Path, plan: dict[str, Any]) -> dict[str, Any]:
     scored = sorted((c for c in cells_now if c["knn_acc"] is not None), key=lambda c: -c["knn_acc"])
     return {
         **{k: plan[k] for k in ("id", "data", "ops", "minutes_per_run", "recipe", "seed", "bank", "scored")},
+        "method": plan.get("method", "simclr"),  # plans saved before methods were offered trained SimCLR
         "labels": [LABELS[o] for o in ops],
         "matrix": grid,
         "runs": runs,
@@ -241,7 +256,8 @@ def table(result: dict[str, Any]) -> str:
         return "-" if v is None else f"{100 * v:.1f}"
 
     lines = [
-        f"kNN accuracy (%) on {result['scored']}, {result['minutes_per_run']:g} min per run (row: 1st op, column: 2nd op)"
+        f"kNN accuracy (%) on {result['scored']}, {method_label(result['method'])}, "
+        f"{result['minutes_per_run']:g} min per run (row: 1st op, column: 2nd op)"
     ]
     lines.append("".ljust(width) + "".join(x.rjust(width) for x in labels))
     for label, row in zip(labels, result["matrix"], strict=True):
@@ -252,6 +268,12 @@ def table(result: dict[str, Any]) -> str:
         best = result["ranking"][0]
         lines.append(f"best: {' + '.join(LABELS[o] for o in best['ops']) or 'none'} ({pct(best['knn_acc'])})")
     return "\n".join(lines)
+
+
+def method_label(method: str) -> str:
+    from simclr_core.methods import LABELS as METHOD_LABELS
+
+    return METHOD_LABELS.get(method, method)
 
 
 def run_of(result: dict[str, Any], row: int, col: int) -> Run | None:

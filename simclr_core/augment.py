@@ -59,16 +59,27 @@ _POOLS_LOCK = threading.Lock()
 
 
 def _cpu_pool(workers: int) -> ThreadPoolExecutor:
-    """Threads that each run torch single-threaded (the setting is per thread).
+    """Threads that each run torch single-threaded.
 
     On CPU the chunks are independent and their tensors small, so running whole chunks in
     parallel scales across cores, while intra-op OpenMP threads on such small ops mostly
     synchronise (and stall badly when cores are shared).
+
+    ``torch.set_num_threads`` sets the calling thread's OpenMP team size but also the process-wide
+    count that every thread started later begins with. The workers therefore all start here, and
+    the count is put back: left at 1, every later training thread (the dashboard's second run, a
+    queue's second cell) ran on one core, at half the views/s of the first.
     """
     key = (os.getpid(), workers)
     with _POOLS_LOCK:
         if key not in _POOLS:
-            _POOLS[key] = ThreadPoolExecutor(workers, "augment", initializer=torch.set_num_threads, initargs=(1,))
+            before = torch.get_num_threads()
+            pool = ThreadPoolExecutor(workers, "augment", initializer=torch.set_num_threads, initargs=(1,))
+            started = threading.Barrier(workers)
+            for job in [pool.submit(started.wait) for _ in range(workers)]:  # one task per idle-less worker: all start
+                job.result()
+            torch.set_num_threads(before)
+            _POOLS[key] = pool
         return _POOLS[key]
 
 

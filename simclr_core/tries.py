@@ -74,14 +74,16 @@ def queue_try(
     overrides: dict[str, Any] | None = None,
     bank: str | None = None,
     scored: str | None = None,
+    method: str = "simclr",
 ) -> Entry:
-    """Queue a fast-recipe run of ``aug`` on ``data`` for ``minutes``, scored by kNN when it finishes."""
+    """Queue a fast-recipe run of ``aug`` on ``data`` for ``minutes`` with ``method``, kNN-scored when it finishes."""
     if not minutes > 0:
         raise ConfigError(f"a try needs a positive time budget, got {minutes} minutes")
     bank, scored = eval_specs(data, bank, scored)
     cfg = recipe_config("fast", data)
-    cfg = replace(cfg, max_minutes=float(minutes), **(overrides or {}))
+    cfg = replace(cfg, max_minutes=float(minutes), method=method, **(overrides or {}))
     cfg.aug = replace(aug, crop_size=cfg.image_size).validate()
+    cfg.validate()
     return RunQueue(runs_root).add(
         cfg,
         "try",
@@ -94,7 +96,7 @@ def queue_try(
 def leaderboard(runs_root: str | Path) -> list[dict[str, Any]]:
     """Every try, best kNN first (unscored ones last, newest first among them).
 
-    Each row: entry, state, run (directory name or None), preset, words, diff, knn_acc, minutes, added_at.
+    Each row: entry, state, run (directory name or None), method, preset, words, diff, knn_acc, minutes, added_at.
     """
     root = Path(runs_root)
     rows: dict[str, dict[str, Any]] = {}
@@ -125,6 +127,7 @@ def _row(
         "entry": entry,
         "state": state,
         "run": run,
+        "method": str(config.get("method") or "simclr"),
         "preset": meta.get("preset", ""),
         "words": meta.get("words", ""),
         "diff": list(meta.get("diff") or []),

@@ -108,3 +108,17 @@ def test_ablate_refuses_bad_operations_in_one_line(tmp_path: Path, capsys: pytes
     assert cli_main(argv) == 2
     assert "2 to 5 operations" in capsys.readouterr().err
     assert RunQueue(tmp_path).entries() == []
+
+
+def test_cells_and_tries_train_the_chosen_method(tmp_path: Path) -> None:
+    plan = ablation.queue_ablation(tmp_path, "shapes:train?n=10", "crop,color", 0.5, method="byol")
+    queue = RunQueue(tmp_path)
+    assert plan["method"] == "byol"
+    assert {e.train_config().method for e in queue.entries()} == {"byol"}
+    result = ablation.matrix(tmp_path, plan)
+    assert result["method"] == "byol" and "BYOL" in ablation.table(result)
+    entry = tries.queue_try(tmp_path, "shapes:train?n=10", PRESETS["simclr"], "simclr", 0.5, method="vicreg")
+    assert entry.train_config().method == "vicreg"
+    assert [r["method"] for r in tries.leaderboard(tmp_path)] == ["vicreg"]
+    with pytest.raises(ConfigError, match="unknown method"):
+        tries.queue_try(tmp_path, "shapes:train?n=10", PRESETS["simclr"], "simclr", 0.5, method="moco")

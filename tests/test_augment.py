@@ -448,3 +448,31 @@ def test_preview_cli_user_errors(extra: list[str], message: str, tmp_path, capsy
     argv = ["preview", "--data", "shapes:train?n=2", "--image-size", "32", "--out", str(tmp_path / "g.png"), *extra]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_augmentation_pool_leaves_later_threads_all_their_intra_op_threads() -> None:
+    """A pool's workers run torch single-threaded, but a thread started afterwards (the dashboard's next
+    training) must still get the process's thread count: it used to get 1 and train at half the speed."""
+    import threading
+
+    from simclr_core import augment as augment_module
+
+    before = torch.get_num_threads()
+    if before < 2:
+        pytest.skip("one intra-op thread here: nothing to lose")
+    images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    cfg = augmentation_preset("simclr", 8)
+    seen: dict[str, int] = {}
+
+    def first_training() -> None:
+        augment_module.apply(images, augment_module.sample_params(8, cfg, (16, 16)), cfg, threads=7)  # a new pool
+
+    def next_training() -> None:
+        seen["threads"] = torch.get_num_threads()
+
+    for target in (first_training, next_training):
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
+    assert seen["threads"] == before
+    assert torch.get_num_threads() == before

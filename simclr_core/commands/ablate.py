@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from simclr_core.commands import spec_help
+from simclr_core.config import METHODS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -36,6 +37,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--out", default=None, metavar="FILE.json", help="where the matrix goes (default: printed only)")
     p.add_argument(
         "--runs-dir", default="runs", metavar="DIR", help="where the cells' runs and the queue are (default ./runs)"
+    )
+    p.add_argument(
+        "--method",
+        default="simclr",
+        choices=METHODS,
+        help="objective every cell trains (default simclr; supcon needs labelled training data)",
     )
     p.add_argument("--seed", type=int, default=None, help="seed of every cell (default: the fast recipe's, 42)")
     p.add_argument(
@@ -79,10 +86,12 @@ def run(args: argparse.Namespace) -> int:
         bank=args.bank_data,
         scored=args.eval_data,
         overrides=_overrides(args),
+        method=args.method,
     )
     ids = {c["entry"] for c in plan["cells"]}
     print(
-        f"ablation {plan['id']}: {len(ids)} runs queued in {args.runs_dir} ({args.minutes_per_run:g} min each)",
+        f"ablation {plan['id']}: {len(ids)} {ablation.method_label(args.method)} runs queued in {args.runs_dir} "
+        f"({args.minutes_per_run:g} min each)",
         flush=True,
     )
     status = 0

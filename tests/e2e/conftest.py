@@ -178,3 +178,22 @@ def screenshot_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
         console = "\n".join(getattr(page, "console_log", [])[-200:])
         text = f"{page.url}\n\n--- console\n{console}\n\n--- page text\n{page.inner_text('body')}\n"
         (ARTIFACTS / f"FAILED-{request.node.name}.txt").write_text(text)
+        if "server" in request.fixturenames:
+            _stop_a_run_left_training(page, request.getfixturevalue("server"))
+
+
+def _stop_a_run_left_training(page: object, server: str) -> None:
+    """After a failure in the shared server: stop a run the test left training, so it cannot starve the next tests.
+
+    Best effort (the failure itself is already reported): the Train page's Run tab, Stop, until Resume shows.
+    """
+    try:
+        page.goto(f"{server}/train")  # type: ignore[attr-defined]
+        page.wait_for_selector("h1", timeout=120_000)  # type: ignore[attr-defined]
+        page.get_by_role("tab", name="Run", exact=True).click(timeout=60_000)  # type: ignore[attr-defined]
+        stop = page.get_by_role("button", name="Stop")  # type: ignore[attr-defined]
+        if stop.count():
+            stop.first.click(timeout=60_000)
+            page.get_by_role("button", name="Resume").wait_for(timeout=240_000)  # type: ignore[attr-defined]
+    except Exception as e:  # noqa: BLE001  (must not mask the test's own failure)
+        print(f"could not stop a run left training after the failure: {e}")
