@@ -17,6 +17,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from simclr_core.units import human_bytes
+
 Progress = Callable[[str, float], None] | None
 
 TIMEOUT_S = 30.0
@@ -59,15 +61,6 @@ class Incomplete(DownloadFailure):
         self.total = total
 
 
-def size_text(n: float) -> str:
-    """Decimal units, as download sizes are quoted (1 MB = 10^6 bytes)."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def download(
     url: str, target: Path, title: str, progress: Progress = None, timeout: float = TIMEOUT_S, chunk: int = CHUNK
 ) -> Path:
@@ -84,15 +77,15 @@ def download(
             total = int(response.headers.get("Content-Length") or 0)
             got, shown = 0, -1
             if progress is not None:
-                progress(f"downloading {title} (0 B{f' of {size_text(total)}' if total else ''})", 0.0)
+                progress(f"downloading {title} (0 B{f' of {human_bytes(total)}' if total else ''})", 0.0)
             while data := response.read(chunk):
                 fh.write(data)
                 got += len(data)
                 percent = got * 100 // total if total else -1
                 if progress is not None and (percent != shown or not total):
                     shown = percent
-                    of = f" of {size_text(total)}" if total else ""
-                    progress(f"downloading {title} ({size_text(got)}{of})", got / total if total else 0.0)
+                    of = f" of {human_bytes(total)}" if total else ""
+                    progress(f"downloading {title} ({human_bytes(got)}{of})", got / total if total else 0.0)
         if total and got != total:
             raise Incomplete(url, part, got, total)
         part.replace(target)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from simclr_core.ablation import LAB_VAL_LIMIT
 from simclr_core.config import PRESETS, AugmentationConfig, ConfigError, recipe_config
 from simclr_core.knn_eval import eval_specs, read_result
 from simclr_core.run_queue import Entry, RunQueue, entry_of_run
@@ -81,7 +82,7 @@ def queue_try(
         raise ConfigError(f"a try needs a positive time budget, got {minutes} minutes")
     bank, scored = eval_specs(data, bank, scored)
     cfg = recipe_config("fast", data)
-    cfg = replace(cfg, max_minutes=float(minutes), method=method, **(overrides or {}))
+    cfg = replace(cfg, max_minutes=float(minutes), method=method, **{"val_limit": LAB_VAL_LIMIT, **(overrides or {})})
     cfg.aug = replace(aug, crop_size=cfg.image_size).validate()
     cfg.validate()
     return RunQueue(runs_root).add(

@@ -115,6 +115,7 @@ def test_cells_and_tries_train_the_chosen_method(tmp_path: Path) -> None:
     queue = RunQueue(tmp_path)
     assert plan["method"] == "byol"
     assert {e.train_config().method for e in queue.entries()} == {"byol"}
+    assert {e.train_config().val_limit for e in queue.entries()} == {ablation.LAB_VAL_LIMIT}  # a cheap live monitor
     result = ablation.matrix(tmp_path, plan)
     assert result["method"] == "byol" and "BYOL" in ablation.table(result)
     entry = tries.queue_try(tmp_path, "shapes:train?n=10", PRESETS["simclr"], "simclr", 0.5, method="vicreg")

@@ -59,7 +59,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--batch-size", type=int, default=None, metavar="B", help="override the fast recipe's batch (tiny data)"
     )
     p.add_argument("--image-size", type=int, default=None, metavar="R", help="override the fast recipe's 32 px")
-    p.add_argument("--val-limit", type=int, default=None, metavar="N", help="labelled images for the live kNN monitor")
+    p.add_argument(
+        "--val-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="labelled images for the live kNN monitor (default 1000; the cell is scored by the full kNN after it)",
+    )
     p.add_argument(
         "--no-wait", action="store_true", help="only queue the cells (a dashboard or `queue run` executes them)"
     )

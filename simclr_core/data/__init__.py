@@ -7,7 +7,8 @@ from simclr_core.data.catalog import available_datasets, describe
 from simclr_core.data.imageset import ImageSet
 from simclr_core.data.load import load_dataset
 from simclr_core.data.shapes import CLASSES as SHAPE_CLASSES
-from simclr_core.data.spec import DatasetError, DataSpec, data_root, human_bytes, parse_spec, sibling_spec
+from simclr_core.data.spec import DatasetError, DataSpec, data_root, parse_spec, sibling_spec
+from simclr_core.units import human_bytes
 
 __all__ = [
     "SHAPE_CLASSES",

@@ -15,8 +15,8 @@ import stat
 from pathlib import Path
 from typing import IO
 
-from simclr_core.data.spec import human_bytes
 from simclr_core.regular_files import NOT_REGULAR, Refused, read_regular
+from simclr_core.units import human_bytes
 
 MAX_FILE_BYTES = 64 * 2**20  # one encoded image; far above any real photo, far below memory trouble
 MAX_TOTAL_BYTES = 32 * 2**30  # the whole source as declared before reading

@@ -8,7 +8,8 @@ from pathlib import Path
 from simclr_core.data import shapes, torchvision_sets
 from simclr_core.data.cache import decoded_dir
 from simclr_core.data.load import load_dataset
-from simclr_core.data.spec import BUILTIN_SPLITS, PATH_SPLITS, data_root, human_bytes, parse_spec
+from simclr_core.data.spec import BUILTIN_SPLITS, PATH_SPLITS, data_root, parse_spec
+from simclr_core.units import human_bytes
 
 _DESCRIPTIONS = {
     "shapes": (

@@ -160,12 +160,3 @@ def sibling_spec(spec: str, split: str) -> str:
     out = f"{parsed.kind}:{split}" + (f"?{query}" if query else "")
     parse_spec(out)
     return out
-
-
-def human_bytes(n: float) -> str:
-    """Decimal units (1 GB = 10^9 bytes), as dataset sizes are usually quoted."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"

@@ -20,7 +20,8 @@ from torchvision.datasets import CIFAR10, STL10
 from torchvision.datasets.utils import check_integrity, extract_archive
 
 from simclr_core import downloads
-from simclr_core.data.spec import DatasetError, human_bytes
+from simclr_core.data.spec import DatasetError
+from simclr_core.units import human_bytes
 
 Progress = Callable[[str, float], None] | None
 
