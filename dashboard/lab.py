@@ -70,7 +70,6 @@ def _open(run_path: str) -> None:
 def settings() -> None:
     """The lab's data, method and scoring fields, shared by the ablation and the tries."""
     ss.setdefault("keep.lab_data", ss.get("train.data") or "shapes:unlabeled")
-    ss.setdefault("keep.lab_method", "simclr")
     a, m, b, c = st.columns([3, 2, 3, 3])
     a.text_input("Training data (spec)", key="keep.lab_data", help="Unlabelled images the short runs learn from.")
     m.selectbox(

@@ -70,6 +70,7 @@ KEYS: dict[str, Key] = {
     "nav.lab_tab": Key("open tab of the Augment page's lab (bound to the address)"),
     "step_image": Key("image of the step-through tab"),
     "keep.lab_data": Key("training data of the lab's short runs (default: the Train form's)"),
+    "keep.lab_method": Key("training objective of the lab's short runs", _value("simclr")),
     "keep.lab_bank": Key("the lab's kNN bank spec (empty: the source's train split)", _value("")),
     "keep.lab_scored": Key("the lab's scored split (empty: the source's held-out split)", _value("")),
     "keep.lab_ops": Key("operations of the ablation grid"),
