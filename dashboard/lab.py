@@ -17,8 +17,7 @@ from dashboard.errors import attempt
 from dashboard.queueing import ensure_worker
 from dashboard.state import runs_root, select_run
 from simclr_core import ablation, tries
-from simclr_core.config import METHODS
-from simclr_core.methods import LABELS as METHOD_LABELS
+from simclr_core.config import METHOD_LABELS, METHODS
 
 if TYPE_CHECKING:
     from simclr_core.config import AugmentationConfig

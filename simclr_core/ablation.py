@@ -19,7 +19,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from simclr_core.config import AugmentationConfig, ConfigError, TrainConfig, augmentation_preset, recipe_config
+from simclr_core.config import (
+    METHOD_LABELS,
+    AugmentationConfig,
+    ConfigError,
+    TrainConfig,
+    augmentation_preset,
+    recipe_config,
+)
 from simclr_core.knn_eval import eval_specs, read_result
 from simclr_core.run_queue import ENDED, Entry, RunQueue
 from simclr_core.store import Run, write_json_atomic
@@ -275,8 +282,6 @@ def table(result: dict[str, Any]) -> str:
 
 
 def method_label(method: str) -> str:
-    from simclr_core.methods import LABELS as METHOD_LABELS
-
     return METHOD_LABELS.get(method, method)
 
 

@@ -194,6 +194,13 @@ def load_augmentation(preset_or_file: str, crop_size: int | None = None) -> Augm
 BACKBONES = ("resnet10", "resnet18", "resnet34", "resnet50")
 # simclr_core/methods: simclr (NT-Xent), byol, barlowtwins, vicreg, and supcon, which trains on labels.
 METHODS = ("simclr", "byol", "barlowtwins", "vicreg", "supcon")
+METHOD_LABELS = {
+    "simclr": "SimCLR",
+    "byol": "BYOL",
+    "barlowtwins": "Barlow Twins",
+    "vicreg": "VICReg",
+    "supcon": "SupCon (labels)",
+}
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 MONITORS = (metrics.VAL_ACC_TOP5, metrics.KNN_ACC)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from simclr_core.config import METHODS
+from simclr_core.config import METHOD_LABELS, METHODS
 from simclr_core.methods.barlowtwins import BarlowTwins
 from simclr_core.methods.base import RANK_METRICS, Method
 from simclr_core.methods.byol import BYOL
@@ -16,13 +16,7 @@ from simclr_core.methods.simclr import SimCLR
 from simclr_core.methods.supcon import SupCon
 from simclr_core.methods.vicreg import VICReg
 
-LABELS = {
-    "simclr": "SimCLR",
-    "byol": "BYOL",
-    "barlowtwins": "Barlow Twins",
-    "vicreg": "VICReg",
-    "supcon": "SupCon (labels)",
-}
+LABELS = METHOD_LABELS  # torch-free in config, so the dashboard can name methods before torch loads
 # The papers' projectors normalise their hidden layer (BYOL, Barlow Twins, VICReg); SimCLR's seed head does not.
 BATCH_NORM_HEAD = ("byol", "barlowtwins", "vicreg")
 

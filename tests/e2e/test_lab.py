@@ -179,7 +179,7 @@ def test_an_ablation_fills_its_heatmap_a_try_lands_on_the_leaderboard_and_a_cell
         chips = [t.strip() for t in ops.inner_text().split("\n")[1:] if t.strip()]
         assert chips == ["crop", "colour"], chips
         fill(page, budget, "Minutes per run", MINUTES)
-        caption = page.get_by_text("4 runs of the fast recipe")  # reference, crop, colour, crop + colour
+        caption = page.get_by_text("4 runs of SimCLR's fast recipe")  # reference, crop, colour, crop + colour
         budget.until(caption.count, 30, "the caption counts 4 runs")
         page.get_by_role("button", name="Queue the ablation").click()
         first = budget.until(lambda: page.evaluate(HEATMAP), 60, "a heatmap after queueing the ablation")
