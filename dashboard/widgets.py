@@ -113,10 +113,7 @@ def sidebar() -> None:
             help="The run shown on the Train, Embeddings and Probe pages.",
         )
         if ss.get("run_id"):
-            run = services.open_run(ss["run_id"])
-            live = run is not None and services.run_state(run).get("state") in LIVE
-            # A live run's state changes on its own (queued -> running -> finished): its caption polls.
-            (st.fragment(_run_caption, run_every=3.0) if live else _run_caption)(ss["run_id"])
+            st.caption(run_summary(ss["run_id"]))
         with st.expander("Settings"):
             st.text_input("Runs folder", key="runs_root", help="Where runs are stored; created on the first run.")
             refusal = runs_root_refusal()
@@ -134,10 +131,6 @@ def run_summary(name: str) -> str:
     state = str(services.run_state(run).get("state", "?"))
     what = run.train_config.get("method", "simclr") if run.kind == "simclr" else run.kind
     return f"{STATE_ICONS.get(state, '')} {what} · {state}".strip()
-
-
-def _run_caption(name: str) -> None:
-    st.caption(run_summary(name))
 
 
 def _training_badge(name: str) -> None:
