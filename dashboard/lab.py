@@ -17,7 +17,7 @@ from dashboard.errors import attempt
 from dashboard.queueing import ensure_worker
 from dashboard.state import runs_root, select_run
 from simclr_core import ablation, tries
-from simclr_core.config import METHOD_LABELS, METHODS
+from simclr_core.config import METHODS
 
 if TYPE_CHECKING:
     from simclr_core.config import AugmentationConfig
@@ -75,7 +75,7 @@ def settings() -> None:
         "Method",
         list(METHODS),
         key="keep.lab_method",
-        format_func=lambda k: METHOD_LABELS.get(k, k),
+        format_func=ablation.method_label,
         help="The objective of every short run. The crop + colour lesson is SimCLR's; the others show whether it "
         "holds for them. SupCon trains on labels, so its training data must be labelled.",
     )
@@ -110,7 +110,7 @@ def ablation_lab() -> None:
             ss["keep.lab_ablation"] = plan["id"]
             ensure_worker()
     st.caption(
-        f"{n} runs of {METHOD_LABELS.get(_method(), _method())}'s fast recipe (same seed): no augmentation, each "
+        f"{n} runs of {ablation.method_label(_method())}'s fast recipe (same seed): no augmentation, each "
         "operation alone and each pair, "
         f"about {n * float(minutes):g} min of training plus scoring, one at a time."
         if n
@@ -186,7 +186,7 @@ def leaderboard() -> None:
         {
             "kNN": None if r["knn_acc"] is None else 100 * r["knn_acc"],
             "state": r["state"],
-            "method": METHOD_LABELS.get(r["method"], r["method"]),
+            "method": ablation.method_label(r["method"]),
             "changes from the preset": f"{r['preset']}: " + ("; ".join(r["diff"]) or "none"),
             "settings": r["words"],
             "minutes": r["minutes"],

@@ -12,8 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from simclr_core.ablation import LAB_VAL_LIMIT
-from simclr_core.config import PRESETS, AugmentationConfig, ConfigError, recipe_config
+from simclr_core.ablation import base_config
+from simclr_core.config import PRESETS, AugmentationConfig, ConfigError
 from simclr_core.knn_eval import eval_specs, read_result
 from simclr_core.run_queue import Entry, RunQueue, entry_of_run
 from simclr_core.store import Run, list_runs
@@ -81,8 +81,7 @@ def queue_try(
     if not minutes > 0:
         raise ConfigError(f"a try needs a positive time budget, got {minutes} minutes")
     bank, scored = eval_specs(data, bank, scored)
-    cfg = recipe_config("fast", data)
-    cfg = replace(cfg, max_minutes=float(minutes), method=method, **{"val_limit": LAB_VAL_LIMIT, **(overrides or {})})
+    cfg = base_config(data, minutes, overrides=overrides, method=method)
     cfg.aug = replace(aug, crop_size=cfg.image_size).validate()
     cfg.validate()
     return RunQueue(runs_root).add(
