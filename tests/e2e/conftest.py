@@ -191,7 +191,10 @@ def _stop_a_run_left_training(page: object, server: str) -> None:
         page.goto(f"{server}/train")  # type: ignore[attr-defined]
         page.wait_for_selector("h1", timeout=120_000)  # type: ignore[attr-defined]
         page.get_by_role("tab", name="Run", exact=True).click(timeout=60_000)  # type: ignore[attr-defined]
-        stop = page.get_by_role("button", name="Stop")  # type: ignore[attr-defined]
+        # exact, and not Streamlit's header "Stop" (shown while a script runs), which stops a rerun, not a run
+        stop = page.get_by_role("button", name="Stop", exact=True).and_(  # type: ignore[attr-defined]
+            page.locator('button:not([kind="header"])')  # type: ignore[attr-defined]
+        )
         if stop.count():
             stop.first.click(timeout=60_000)
             page.get_by_role("button", name="Resume").wait_for(timeout=240_000)  # type: ignore[attr-defined]

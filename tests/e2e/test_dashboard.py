@@ -54,6 +54,11 @@ def wait_for(predicate, timeout_s: float, message: str) -> None:
     raise AssertionError(message)
 
 
+def stop_button(page):
+    """The dashboard's Stop (a training's), never Streamlit's own header "Stop", which shows while a script runs."""
+    return page.get_by_role("button", name="Stop", exact=True).and_(page.locator('button:not([kind="header"])'))
+
+
 def metric_value(page, label: str) -> str:
     box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
     return box.locator('[data-testid="stMetricValue"]').inner_text()
@@ -93,7 +98,7 @@ def press_stop(page) -> None:
         )
 
     for _ in range(3):
-        page.get_by_role("button", name="Stop").first.click(timeout=180_000)
+        stop_button(page).first.click(timeout=180_000)
         try:
             wait_for(acknowledged, 20, "")
             return
@@ -159,7 +164,7 @@ def test_a_run_of_hours_on_a_cpu_is_offered_the_fast_recipe_first(page, server):
     gone = page.get_by_text("These settings would train for about")
     wait_for(lambda: gone.count() == 0, 60, "the offer stayed after Cancel")  # the rerun may still be drawing
     idle(page)
-    assert page.get_by_role("button", name="Stop").count() == 0  # nothing started
+    assert stop_button(page).count() == 0  # nothing started
 
 
 def test_training_shows_growing_curves_and_stops(page, server):
@@ -184,7 +189,7 @@ def test_training_shows_growing_curves_and_stops(page, server):
         box.press("Tab")
     assert not page.get_by_role("checkbox", name="Small-input stem (for 32 px images)").is_checked()
     page.get_by_role("button", name="Start training").click()
-    stop = page.get_by_role("button", name="Stop")
+    stop = stop_button(page)
     stop.wait_for(timeout=120_000)
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)
     first = int(metric_value(page, "points logged"))
@@ -200,7 +205,7 @@ def test_stopped_run_resumes_and_stops_again(page, server):
     open_page(page, server, "train")
     run_tab(page)
     page.get_by_role("button", name="Resume").click()
-    stop = page.get_by_role("button", name="Stop")
+    stop = stop_button(page)
     stop.wait_for(timeout=120_000)
     # The resumed run trains (not still "resuming", loading its checkpoint) before the page is left.
     page.get_by_text("training", exact=True).first.wait_for(timeout=180_000)
