@@ -81,6 +81,32 @@ def test_method_cells_parse_with_epochs_or_minutes_and_render_their_own_table() 
     ]
     rows[1].update(steps_per_s=1.25, rankme=[(100, 37.4)])
     section = methods_section_from(rows)
-    assert [r[:3] for r in section.rows] == [["cifar10", "byol", "1ep"], ["cifar10", "simclr", "1ep"]]
-    byol = section.rows[0]
+    assert [r[:3] for r in section.rows] == [["cifar10", "simclr", "1ep"], ["cifar10", "byol", "1ep"]]
+    byol = section.rows[1]
     assert byol[4] == "1.25" and byol[5] == "42.0" and byol[6].endswith("4000: 47.0") and byol[7] == "37"
+
+
+def test_the_methods_table_takes_simclr_minute_rows_from_the_recipe_cells_and_groups_rows_by_budget() -> None:
+    from simclr_core.bench.quality_bench import methods_section_from
+
+    recipe = [
+        record("cifar10", "fast", 5.0, knn=0.54, probe=0.58, t=1.0),
+        record("cifar10", "tutorial", 5.0, knn=0.30, probe=0.35, t=1.0),  # not the fast recipe: left out
+        record("cifar10", "fast", 20.0, knn=0.61, probe=0.65, t=1.0),
+    ]
+    methods = [
+        {**record("cifar10", "fast", 5.0, knn=0.50, probe=0.55, t=2.0), "method": "vicreg", "budget": "5m"},
+        {**record("cifar10", "fast", 5.0, knn=0.48, probe=0.52, t=2.0), "method": "byol", "budget": "5m"},
+        {**record("cifar10", "fast", 0.0, knn=0.40, probe=0.45, t=2.0), "method": "byol", "budget": "1ep"},
+        {**record("cifar10", "fast", 20.0, knn=0.63, probe=0.66, t=2.0), "method": "simclr", "budget": "20m"},
+    ]
+    rows = methods_section_from(methods, recipe).rows
+    assert [r[1:3] for r in rows] == [
+        ["simclr", "5m"],
+        ["byol", "5m"],
+        ["vicreg", "5m"],
+        ["simclr", "20m"],
+        ["byol", "1ep"],
+    ]
+    assert rows[0][5] == "54.0"  # the recipe's own 5-minute cell
+    assert rows[3][5] == "63.0"  # a simclr method cell of that budget wins over the recipe's

@@ -319,14 +319,29 @@ def parse_cells(text: str) -> list[tuple]:
     return cells
 
 
-def methods_section_from(records: list[dict[str, Any]]) -> Section:
-    """The BENCHMARKS.md block of the method cells: the newest result per (data, budget, method)."""
+def methods_section_from(records: list[dict[str, Any]], recipe_records: list[dict[str, Any]] = ()) -> Section:
+    """The BENCHMARKS.md block of the method cells: the newest result per (data, budget, method).
+
+    SimCLR's minute cells are the recipe's own (``recipe_records``, quality.jsonl: the same command without
+    ``--method``), unless a ``:simclr`` method cell of that budget was run; rows go data, budget, then method
+    in ``METHODS`` order, so each budget reads as one comparison.
+    """
+    from simclr_core.config import METHODS
+
     cells: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for (data, variant, minutes), r in latest(list(recipe_records)).items():
+        if variant == "fast" and minutes > 0:
+            cells[(data, f"{minutes:g}m", "simclr")] = r
     for r in sorted(records, key=lambda r: r["created_at"]):
         cells[(r["data"], r["budget"], r["method"])] = r
+
+    def order(key: tuple[str, str, str]) -> tuple:
+        data, budget, method = key
+        return data, budget.endswith("ep"), float(budget.rstrip("mep")), METHODS.index(method)
+
     headers = ["data", "method", "budget", "steps (epochs)", "steps/s", "kNN", "probe per class sizes", "RankMe"]
     rows = []
-    for (data, budget, method), r in sorted(cells.items()):
+    for (data, budget, method), r in sorted(cells.items(), key=lambda kv: order(kv[0])):
         sizes = list(r["table"])
         top = r["table"][sizes[-1]]
         rank = r.get("rankme") or []
@@ -342,15 +357,17 @@ def methods_section_from(records: list[dict[str, Any]]) -> Section:
                 f"{rank[-1][1]:.0f}" if rank else "",
             ]
         )
-    section = Section(
-        "methods", "Methods at equal step counts (kNN and linear probe on the carved split)", headers, rows
-    )
+    section = Section("methods", "Methods compared on the same data and budget (kNN and linear probe)", headers, rows)
     section.notes = [
-        "The fast recipe with --method, trained N epochs with no time budget, so every method gets the same steps "
-        "on a machine shared with other work (minutes there are distorted, steps are not); steps/s is as measured "
-        "on that busy machine, a ratio between methods rather than a speed. supcon trains on the labels of the bank.",
-        "Regenerate: `python -m simclr_core bench quality --cells cifar10:fast:1ep:simclr,cifar10:fast:1ep:byol,... "
-        "--out BENCHMARKS.md`; records in benchmarks/methods.jsonl.",
+        "Accuracies in %, scored as in the quality table (CIFAR-10: the carved 80/20 split of the training images, "
+        "never a test split; shapes: shapes:test, bank and probe on shapes:train). Every method trains the fast "
+        "recipe with --method (its paper's head: BatchNorm for byol, barlowtwins and vicreg); supcon trains on the "
+        "labels of the bank, so it is a supervised reference, not self-supervised.",
+        "Budget Nm: N minutes on this 2-core machine, one cell at a time on a quiet machine (what a user gets in "
+        "those minutes: a method's cost per step counts against it). Budget Nep: N epochs with no time budget, "
+        "the same steps for every method. RankMe: effective rank of the embeddings at the last monitor point.",
+        "Regenerate: `python -m simclr_core bench quality --cells cifar10:fast:5:byol,cifar10:fast:5:vicreg,... "
+        "--out BENCHMARKS.md`; records in benchmarks/methods.jsonl (SimCLR's minute rows: benchmarks/quality.jsonl).",
     ]
     return section
 
@@ -383,5 +400,5 @@ def run(opts: Options) -> Section:
         top = r["table"][list(r["table"])[-1]]
         print(f"   kNN {_pct(top['knn'])} %, probe (all) {_pct(top['probe'])} %, {r['steps']} steps", flush=True)
     if any(len(c) == 5 for c in cells):
-        return methods_section_from(load_records(method_results))
+        return methods_section_from(load_records(method_results), load_records(results))
     return section_from(load_records(results))
