@@ -42,4 +42,10 @@ def check_data(*specs: str | None) -> None:
 
 
 def check_config(cfg: TrainConfig) -> None:
+    """Refuse a run's data before anything loads: outside the roots (PathRefused), or a typo, a missing file, a
+    bad option (DatasetError); seconds after Start, not after the long-run question or a data load."""
+    from simclr_core.data.spec import parse_spec
+
     check_data(cfg.data, cfg.val_data)
+    for spec in filter(None, (cfg.data, cfg.val_data)):
+        parse_spec(spec)

@@ -262,3 +262,13 @@ def current_training() -> TrainConfig:
     data = {name: ss.get(train_key(name)) for name in TRAIN_FIELDS}
     data["aug"] = dict(ss.get("train_aug") or AugmentationConfig().to_dict())
     return TrainConfig.from_dict(data).validate()
+
+
+def checked_training() -> TrainConfig:
+    """``current_training`` with its data specs checked (inside the roots, existing, well-formed): what Start and
+    Add to queue use, so a typo in a path is said at once, not after the long-run question or a data load."""
+    from dashboard.paths import check_config
+
+    cfg = current_training()
+    check_config(cfg)
+    return cfg

@@ -85,7 +85,7 @@ def sidebar() -> None:
     with st.sidebar:
         job = running_job()
         if job is not None and job.run is not None:
-            st.fragment(_training_badge, run_every=2.0)(job.run.id)
+            st.fragment(_training_badge, run_every=2.0)(job.run.id, _state_of(job.run.id))
         ss["data_spec"] = ss.get("data_spec") or KEYS["data_spec"].default()  # cleared: the default spec
         st.selectbox(
             "Dataset",
@@ -123,19 +123,28 @@ def sidebar() -> None:
     notices()
 
 
+def _state_of(name: str) -> str:
+    run = services.open_run(name)
+    return "" if run is None else str(services.run_state(run).get("state", "?"))
+
+
 def run_summary(name: str) -> str:
     """What the sidebar says below its run picker (which shows bare names): the method, or the kind, and the state."""
     run = services.open_run(name)
     if run is None:
         return ""
-    state = str(services.run_state(run).get("state", "?"))
+    state = _state_of(name)
     what = run.train_config.get("method", "simclr") if run.kind == "simclr" else run.kind
     return f"{STATE_ICONS.get(state, '')} {what} · {state}".strip()
 
 
-def _training_badge(name: str) -> None:
-    """The background job's badge; polls while it runs, so every page notices when it ends."""
-    if running_job() is None:
+def _training_badge(name: str, drawn_state: str) -> None:
+    """The background job's badge; polls while it runs, so every page notices when it ends or changes state.
+
+    A change of state (queued -> running) reruns the page once, so the run's caption and buttons do not go on
+    saying "queued" until the user next clicks.
+    """
+    if running_job() is None or _state_of(name) != drawn_state:
         st.rerun(scope="app")  # refresh the run's state in the picker and the page's buttons
     st.info(f"Training **{name}** in the background.", icon=":material/model_training:")
 

@@ -206,14 +206,14 @@ with new_tab:
     aug_cols[1].caption(widgets.aug_summary(ss.get("train_aug") or {}))
 
     if submitted:
-        cfg = attempt("use these settings", state.current_training)
+        cfg = attempt("use these settings", state.checked_training)  # a bad path is said before any question
         estimate = services.estimate(cfg) if cfg is not None else None
         if cfg is not None and estimate is not None and estimate.device == "cpu" and estimate.total_s > LONG_RUN_S:
             ss["_long_run"] = cfg.to_dict()  # ask first: hours on a CPU are rarely what a user means
         elif cfg is not None:
             start(cfg)
 
-    if queued and (cfg := attempt("use these settings", state.current_training)) is not None:
+    if queued and (cfg := attempt("use these settings", state.checked_training)) is not None:
         queueing.add(cfg, ss.get("keep.run_name") or "simclr")
 
     if ss.get("_long_run"):

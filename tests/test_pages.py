@@ -191,6 +191,19 @@ def test_train_refuses_impossible_settings_with_a_message(runs_root: Path) -> No
     assert not runs_root.exists() or not any(runs_root.iterdir()), "a refused run left a directory behind"
 
 
+def test_train_says_a_missing_monitoring_path_before_asking_about_a_long_run(
+    runs_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIMCLR_STUDIO_ALLOWED_ROOTS", str(runs_root.parent))
+    missing = runs_root.parent / "no-such-folder"  # inside the allowed roots: refused for not existing
+    at = page("train", **{"train.data": SMALL, "train.val_data": str(missing), "train.epochs": 500})
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    assert any("no such file or folder" in e.value for e in at.error), [e.value for e in at.error]
+    assert not any("would train for about" in m.value for m in at.markdown), "the long-run question came first"
+    assert not runs_root.exists() or not any(runs_root.iterdir()), "a refused run left a directory behind"
+
+
 def test_train_shows_the_memory_need_and_refuses_what_would_not_fit(runs_root: Path) -> None:
     at = page("train", **{"train.data": SMALL, "train.image_size": 32, "train.batch_size": 16})
     assert any(c.value.startswith("Memory: about") for c in at.caption), [c.value for c in at.caption]

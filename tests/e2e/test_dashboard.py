@@ -209,10 +209,13 @@ def test_stopped_run_resumes_and_stops_again(page, server):
     stop.wait_for(timeout=120_000)
     # The resumed run trains (not still "resuming", loading its checkpoint) before the page is left.
     page.get_by_text("training", exact=True).first.wait_for(timeout=180_000)
-    # Every page's sidebar says a run is training in the background.
+    # Every page's sidebar says a run is training in the background, and its caption follows the run's state.
     page.get_by_role("link", name="Augment").click()
-    badge = page.locator('[data-testid="stSidebar"]').get_by_text("in the background")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    badge = sidebar.get_by_text("in the background")
     badge.wait_for(timeout=60_000)
+    caption = sidebar.locator('[data-testid="stCaptionContainer"]').first
+    wait_for(lambda: "running" in caption.inner_text(), 60, "the sidebar caption did not follow the run's state")
     page.get_by_role("link", name="Train").click()
     page.wait_for_url(re.compile(r"/train(\?|$)"), timeout=60_000)  # the address also carries the view
     run_tab(page)
