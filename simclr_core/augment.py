@@ -19,9 +19,6 @@ in [0, 1]: bf16 elementwise ops measured 2-3x slower on this CPU, so there is no
 from __future__ import annotations
 
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 
 import numpy as np
@@ -32,6 +29,7 @@ from simclr_core.augment_colour import colour_jitter_, grayscale_, jitter_code, 
 from simclr_core.augment_params import JITTER_OPS, AugParams, sample_params
 from simclr_core.augment_spatial import blur, crop_resize
 from simclr_core.config import AugmentationConfig
+from simclr_core.threads import single_threaded_pool
 
 __all__ = [
     "JITTER_OPS",
@@ -51,36 +49,6 @@ STAGES = ("original", "flip", "crop", "colour jitter", "grayscale", "blur")
 def _check_images(images_u8: torch.Tensor) -> None:
     if images_u8.dtype != torch.uint8 or images_u8.dim() != 4 or images_u8.shape[1] != 3:
         raise ValueError(f"expected uint8 images (B, 3, H, W), got {tuple(images_u8.shape)} {images_u8.dtype}")
-
-
-# Keyed by process too: a forked child (a DataLoader worker) inherits the dict but none of the threads.
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _cpu_pool(workers: int) -> ThreadPoolExecutor:
-    """Threads that each run torch single-threaded.
-
-    On CPU the chunks are independent and their tensors small, so running whole chunks in
-    parallel scales across cores, while intra-op OpenMP threads on such small ops mostly
-    synchronise (and stall badly when cores are shared).
-
-    ``torch.set_num_threads`` sets the calling thread's OpenMP team size but also the process-wide
-    count that every thread started later begins with. The workers therefore all start here, and
-    the count is put back: left at 1, every later training thread (the dashboard's second run, a
-    queue's second cell) ran on one core, at half the views/s of the first.
-    """
-    key = (os.getpid(), workers)
-    with _POOLS_LOCK:
-        if key not in _POOLS:
-            before = torch.get_num_threads()
-            pool = ThreadPoolExecutor(workers, "augment", initializer=torch.set_num_threads, initargs=(1,))
-            started = threading.Barrier(workers)
-            for job in [pool.submit(started.wait) for _ in range(workers)]:  # one task per idle-less worker: all start
-                job.result()
-            torch.set_num_threads(before)
-            _POOLS[key] = pool
-        return _POOLS[key]
 
 
 def _augment_chunk(
@@ -126,7 +94,9 @@ def apply(
         _augment_chunk(images_u8, params, torch.argsort(jitter_code(params), stable=True), cfg, size, out)
         return out
     workers = max(1, int(threads or torch.get_num_threads()))
-    pool = _cpu_pool(workers)
+    # whole chunks in parallel on single-threaded workers: on small tensors intra-op OpenMP threads mostly
+    # synchronise (and stall badly when cores are shared)
+    pool = single_threaded_pool("augment", workers)
     if fused:
         jitter = params.jitter & (cfg.jitter_p > 0)
         active = tuple(float(s) > 0 for s in jitter_strengths(cfg))

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from simclr_core.config import ConfigError
 from simclr_core.knn import knn_accuracy
-from simclr_core.process import one_cpu_thread
+from simclr_core.threads import on_one_cpu_thread
 
 SUBSETS = ("random", "first")
 DEFAULT_SIZES = (10, 20, 50, 100, 200, 500)
@@ -291,7 +291,8 @@ def probe_sweep(
     val = (x_all[plan.val_idx.to(dev)], y_all[plan.val_idx.to(dev)]) if plan.val_idx.numel() else None
     n_classes = len(plan.classes)
     rows: list[dict[str, Any]] = []
-    with one_cpu_thread(dev):
+
+    def sweep() -> None:
         for done, size in enumerate(plan.sizes, 1):
             idx = torch.stack([plan.subsets[(size, r)] for r in range(plan.repeats)]).to(dev)  # (R, n)
             x, y = x_all[idx], y_all[idx]
@@ -323,6 +324,8 @@ def probe_sweep(
                 rows.append(row)
             if progress is not None:
                 progress(done, len(plan.sizes))
+
+    on_one_cpu_thread(dev, sweep)
     return SweepResult(
         rows=rows,
         summary=summarise(rows),

@@ -16,13 +16,11 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -134,26 +132,3 @@ def enable_cudnn_benchmark() -> bool:
 
     torch.backends.cudnn.benchmark = True
     return True
-
-
-@contextmanager
-def one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """On CPU, run the block with one intra-op thread, then restore the count.
-
-    For the linear probe, whose ops are tiny (64-row batches): extra intra-op threads only add
-    synchronisation, which on busy cores costs several times the work (measured on 2 shared
-    cores: 3.2 s with one thread, 13.5 s with two, for the same sweep). Not a process-wide
-    setting: with torch's OpenMP backend the count belongs to the calling thread, so a training
-    running in another thread of the dashboard keeps its threads (measured 1.73x faster with two).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if device.type != "cpu" or before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
