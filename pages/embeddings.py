@@ -51,7 +51,7 @@ if not services.umap_ready():
 
 c = st.columns([1, 1.4, 1, 1.2, 1])
 c[0].selectbox("Checkpoint", ["last", "best"], key="keep.emb_which_ckpt", disabled=run is None)
-splits = {"test": test_spec, "train": train_spec, "other": ss.get("keep.emb_other") or None}
+splits = {"test": test_spec, "train": train_spec, "other": None}
 c[1].selectbox(
     "Split",
     list(splits),
@@ -79,7 +79,8 @@ if ss["keep.emb_split"] == "other":
         bind="query-params",
         placeholder="e.g. shapes:test?n=50, cifar10:test, or a folder with one subfolder per class",
     )
-spec = splits.get(ss["keep.emb_split"])
+# Read after the text box exists: on a link's first run its bound value is only in the session once it is drawn.
+spec = (ss.get("keep.emb_other") or None) if ss["keep.emb_split"] == "other" else splits.get(ss["keep.emb_split"])
 if not spec:
     if ss["keep.emb_split"] != "other":
         st.error(

@@ -249,6 +249,16 @@ def test_embeddings_map_and_selection(with_run: Path) -> None:
     assert "%" in next(m for m in at.metric if m.label.startswith("kNN")).value
 
 
+def test_embeddings_draw_a_links_labelled_data_on_its_first_run(with_run: Path) -> None:
+    at = app()  # a fresh session opening /embeddings?keep.emb_split=...&keep.emb_other=...
+    at.query_params.update(
+        {"keep.emb_split": "other labelled data ...", "keep.emb_other": "shapes:test?n=5", "keep.emb_method": "PCA 2-D"}
+    )
+    at.switch_page("pages/embeddings.py").run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    assert at.get("plotly_chart"), "the link's map waited for a click"
+
+
 def test_embeddings_bad_spec_is_a_message(with_run: Path) -> None:
     at = page(
         "embeddings", **{"keep.emb_split": "other", "keep.emb_other": "/no/such/folder", "keep.emb_method": "PCA 2-D"}
