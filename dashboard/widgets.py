@@ -133,7 +133,7 @@ def run_summary(name: str) -> str:
     run = services.open_run(name)
     if run is None:
         return ""
-    state = _state_of(name)
+    state = str(services.run_state(run).get("state", "?"))
     what = run.train_config.get("method", "simclr") if run.kind == "simclr" else run.kind
     return f"{STATE_ICONS.get(state, '')} {what} · {state}".strip()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from simclr_core.config import METHOD_LABELS, METHODS
+from simclr_core.config import METHODS
 from simclr_core.methods.barlowtwins import BarlowTwins
 from simclr_core.methods.base import RANK_METRICS, Method
 from simclr_core.methods.byol import BYOL
@@ -16,7 +16,6 @@ from simclr_core.methods.simclr import SimCLR
 from simclr_core.methods.supcon import SupCon
 from simclr_core.methods.vicreg import VICReg
 
-LABELS = METHOD_LABELS  # torch-free in config, so the dashboard can name methods before torch loads
 # The papers' projectors normalise their hidden layer (BYOL, Barlow Twins, VICReg); SimCLR's seed head does not.
 BATCH_NORM_HEAD = ("byol", "barlowtwins", "vicreg")
 
@@ -36,4 +35,4 @@ def make_method(name: str, net: nn.Module, dim: int) -> Method:
     return classes[name]()
 
 
-__all__ = ["BATCH_NORM_HEAD", "LABELS", "METHODS", "RANK_METRICS", "Method", "make_method", "uses_head_batch_norm"]
+__all__ = ["BATCH_NORM_HEAD", "METHODS", "RANK_METRICS", "Method", "make_method", "uses_head_batch_norm"]
