@@ -30,7 +30,10 @@ def preset_seed() -> None:
 
 
 def preset_cpu() -> None:
-    state.set_training(cpu_demo_config())
+    """The fast recipe for the data and method in the form (each method with its own measured settings)."""
+    state.set_training(
+        cpu_demo_config(ss.get("train.data") or TrainConfig.data, method=ss.get("train.method") or "simclr")
+    )
 
 
 def aug_from_preset() -> None:
@@ -54,7 +57,7 @@ def _answer_long_run(choice: str) -> None:
         return
     cfg = TrainConfig.from_dict(held)
     if choice == "fast":
-        cfg = fast_recipe(cfg.data, max_minutes=float(ss.get("keep.fast_minutes") or 5.0))
+        cfg = fast_recipe(cfg.data, max_minutes=float(ss.get("keep.fast_minutes") or 5.0), method=cfg.method)
         state.set_training(cfg)
     if jobs.start_training(cfg, name=ss.get("keep.run_name") or "simclr") is not None:
         ss["_show_run_tab"] = True
@@ -111,7 +114,8 @@ with new_tab:
         type="primary",
         width="stretch",
         help="The fast recipe: 32 px, ResNet-10 (standard stem), 4 views of 128 images per step, lr 2e-3, temperature 0.2, a cosine "
-        "fitted to a 5-minute budget: learns visibly on a laptop.",
+        "fitted to a 5-minute budget: learns visibly on a laptop. Keeps the data and method chosen below, with the "
+        "method's own measured settings.",
     )
     with st.form("form.train", border=False):
         st.text_input("Run name", key="keep.run_name", help="A timestamp is appended, so names may repeat.")
@@ -160,6 +164,14 @@ with new_tab:
             st.number_input("Learning rate", min_value=1e-7, max_value=10.0, format="%.6f", key="train.lr")
             st.number_input("Warm-up epochs", min_value=0.0, step=0.5, key="train.warmup_epochs")
             st.number_input("Temperature τ", min_value=0.001, max_value=10.0, format="%.3f", key="train.temperature")
+            st.number_input(
+                "BYOL target momentum",
+                min_value=0.0,
+                max_value=0.9999,
+                format="%.4f",
+                key="train.target_momentum",
+                help="byol only: the target network's momentum at the start; it rises to 1 by the end of the budget.",
+            )
             st.number_input("Weight decay", min_value=0.0, format="%.6f", key="train.weight_decay")
             st.checkbox("Scale lr by batch/256", key="train.scale_lr")
         with c:

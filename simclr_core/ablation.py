@@ -111,11 +111,10 @@ def base_config(
     method: str = "simclr",
 ) -> TrainConfig:
     """The fast recipe of ``method`` on ``data`` with the budget; ``overrides`` (e.g. batch_size for tiny data) on top."""
-    cfg = recipe_config("fast", data)
+    cfg = recipe_config("fast", data, method=method)
     cfg = replace(
         cfg,
         max_minutes=float(minutes),
-        method=method,
         **({"seed": int(seed)} if seed is not None else {}),
         **{"val_limit": LAB_VAL_LIMIT, **(overrides or {})},
     )

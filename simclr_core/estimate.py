@@ -71,7 +71,7 @@ def seconds_per_image(config: TrainConfig, steps: int = 2) -> float:
     net = net.to(device)
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    objective = make_method(config.method, net, config.hidden_dim).to(device)
+    objective = make_method(config.method, net, config.hidden_dim, config.target_momentum).to(device)
     params = list(net.parameters()) + [p for p in objective.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)  # as training
     batch = min(TIMED_BATCH, config.batch_size)

@@ -85,7 +85,7 @@ class SimCLRModule(pl.LightningModule):
         )
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.objective = make_method(config.method, self.net, config.hidden_dim)
+        self.objective = make_method(config.method, self.net, config.hidden_dim, config.target_momentum)
         # The names of last_train_metrics' entries, as metrics.jsonl columns.
         self.train_metric_names = (*TRAIN_METRICS, *(f"train_{t}" for t in self.objective.terms))
         self.steps_per_epoch = max(1, steps_per_epoch)

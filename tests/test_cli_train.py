@@ -14,7 +14,7 @@ import pytest
 from simclr_core.__main__ import get_args_parser
 from simclr_core.__main__ import main as cli_main
 from simclr_core.commands.train import _HELP_INSTEAD, config_from_args, field_comments
-from simclr_core.config import ConfigError, TrainConfig, recipe_config
+from simclr_core.config import FAST_METHOD_SETTINGS, ConfigError, TrainConfig, recipe_config
 
 
 def parse(*argv: str) -> TrainConfig:
@@ -56,6 +56,25 @@ def test_explicit_flags_override_the_recipe() -> None:
     assert (fast.lr, fast.channels_last, fast.temperature, fast.max_minutes) == (0.01, False, 0.2, 5.0)
     assert fast.aug == expected.aug and fast.image_size == 32
     assert parse("--small-input", "--image-size", "48").aug.crop_size == 48
+
+
+def test_the_fast_recipe_of_a_method_has_its_measured_settings_and_flags_still_win(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    assert FAST_METHOD_SETTINGS, "every method trains SimCLR's settings: nothing was tuned per method"
+    simclr = parse("--recipe", "fast")
+    for method, settings in FAST_METHOD_SETTINGS.items():
+        cfg = parse("--recipe", "fast", "--method", method)
+        assert cfg.method == method and cfg == recipe_config("fast", method=method).validate()
+        assert {name: getattr(cfg, name) for name in settings} == settings
+        assert cfg.image_size == simclr.image_size and cfg.backbone == simclr.backbone  # the rest is the recipe's
+        name, value = next(iter(settings.items()))
+        flag = "--" + name.replace("_", "-")
+        other = 64 if isinstance(value, int) else value / 2
+        assert getattr(parse("--recipe", "fast", "--method", method, flag, str(other)), name) == other
+        assert parse("--method", method) == recipe_config("tutorial", method=method).validate()  # the seed's settings
+    text = help_text(capsys)
+    assert any(f"with --method {m}:" in text for m in FAST_METHOD_SETTINGS)
 
 
 def test_config_file_from_a_run_or_bare_and_flags_override_it(tmp_path: Path) -> None:

@@ -82,6 +82,20 @@ def test_byol_target_starts_as_a_frozen_copy_and_gets_no_gradient() -> None:
     assert byol.tau.item() == pytest.approx(1.0)
 
 
+def test_byols_starting_momentum_comes_from_the_config() -> None:
+    from simclr_core.config import ConfigError, TrainConfig
+
+    net = SimCLRNet("resnet10", 16, small_input=True, head_batch_norm=True)
+    byol = make_method("byol", net, 16, target_momentum=0.9)
+    byol.after_step(net, 0.0)
+    assert byol.tau.item() == pytest.approx(0.9)
+    byol.after_step(net, 0.5)
+    assert byol.tau.item() == pytest.approx(0.95)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ConfigError, match="target_momentum"):
+            TrainConfig(method="byol", target_momentum=bad).validate()
+
+
 # -- Barlow Twins --------------------------------------------------------------------------------
 def official_barlow_twins(z1: torch.Tensor, z2: torch.Tensor, lambd: float) -> torch.Tensor:
     """facebookresearch/barlowtwins main.py BarlowTwins.forward: bn(affine=False), c / batch_size, on + lambd * off."""

@@ -204,6 +204,19 @@ def test_train_says_a_missing_monitoring_path_before_asking_about_a_long_run(
     assert not runs_root.exists() or not any(runs_root.iterdir()), "a refused run left a directory behind"
 
 
+def test_train_cpu_friendly_keeps_the_data_and_method_with_the_methods_own_settings(runs_root: Path) -> None:
+    from simclr_core.config import FAST_METHOD_SETTINGS
+
+    method, settings = next(iter(FAST_METHOD_SETTINGS.items()))
+    at = page("train", **{"train.data": SMALL, "train.method": method, "train.hidden_dim": 8})
+    next(b for b in at.button if b.label == "CPU-friendly").click().run()
+    assert not at.exception
+    assert at.selectbox(key="train.method").value == method
+    assert at.text_input(key="train.data").value == SMALL
+    assert {name: at.session_state[f"train.{name}"] for name in settings} == settings
+    assert at.number_input(key="train.image_size").value == 32  # the fast recipe's, not the form's
+
+
 def test_train_shows_the_memory_need_and_refuses_what_would_not_fit(runs_root: Path) -> None:
     at = page("train", **{"train.data": SMALL, "train.image_size": 32, "train.batch_size": 16})
     assert any(c.value.startswith("Memory: about") for c in at.caption), [c.value for c in at.caption]

@@ -110,3 +110,35 @@ def test_the_methods_table_takes_simclr_minute_rows_from_the_recipe_cells_and_gr
     ]
     assert rows[0][5] == "54.0"  # the recipe's own 5-minute cell
     assert rows[3][5] == "63.0"  # a simclr method cell of that budget wins over the recipe's
+
+
+def test_a_method_cell_is_the_recipes_when_its_flags_are_the_methods_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simclr_core import config
+    from simclr_core.bench.quality_bench import methods_section_from
+
+    monkeypatch.setitem(config.FAST_METHOD_SETTINGS, "vicreg", {"hidden_dim": 512})
+    monkeypatch.delitem(config.FAST_METHOD_SETTINGS, "barlowtwins", raising=False)
+    methods = [
+        # before the method had its own settings: now a try
+        {**record("cifar10", "fast", 5.0, knn=0.50, probe=0.55, t=1.0), "method": "vicreg", "budget": "5m"},
+        # the try that became the recipe (no "flags": its variant's)
+        {**record("cifar10", "fast-w512", 5.0, knn=0.53, probe=0.57, t=2.0), "method": "vicreg", "budget": "5m"},
+        {**record("cifar10", "fast-w512", 5.0, knn=0.49, probe=0.52, t=3.0), "method": "barlowtwins", "budget": "5m"},
+        {**record("cifar10", "fast", 5.0, knn=0.48, probe=0.51, t=1.0), "method": "barlowtwins", "budget": "5m"},
+        # a cell run after: its written-out flags
+        {
+            **record("cifar10", "fast", 20.0, knn=0.60, probe=0.64, t=4.0),
+            "method": "vicreg",
+            "budget": "20m",
+            "flags": ["--hidden-dim", "512.0"],
+        },
+    ]
+    section = methods_section_from(methods)
+    assert [(r[1], r[2], r[5]) for r in section.rows] == [
+        ("barlowtwins", "5m", "48.0"),
+        ("vicreg", "5m", "53.0"),
+        ("vicreg", "20m", "60.0"),
+    ]
+    tries = section.notes[-1]
+    assert "vicreg cifar10 5m `SimCLR's settings` 50.0 / 55.0" in tries
+    assert "barlowtwins cifar10 5m `--hidden-dim 512` 49.0 / 52.0" in tries

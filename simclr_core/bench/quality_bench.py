@@ -52,6 +52,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "fast-headbn": ("fast", ["--head-batch-norm"]),  # BatchNorm in SimCLR's projection head, as BYOL/VICReg's
     # + crops of 8-100 % (the SimCLR paper's): equal to 20-100 % after 5 minutes (53.5 / 53.3 kNN), so tried at 20
     "fast-headbn-crop8": ("fast", ["--head-batch-norm", "--aug", "{crop8}"]),
+    # Per-method recipe tries: wider projections (Barlow Twins and VICReg use 2,048-8,192-d in their papers).
+    "fast-w256": ("fast", ["--hidden-dim", "256"]),
+    "fast-w512": ("fast", ["--hidden-dim", "512"]),
+    "fast-w1024": ("fast", ["--hidden-dim", "1024"]),
+    "fast-m96": ("fast", ["--target-momentum", "0.96"]),  # BYOL: a target that follows faster in a short run
 }
 
 
@@ -135,6 +140,10 @@ def run_cell(
     flags = [f.format(**files) for f in flags] + list(extra or [])
     budget = ["--max-minutes", f"{minutes:g}"] if epochs is None else ["--epochs", str(epochs), "--max-minutes", "600"]
     if method is not None:
+        # The method's own recipe settings written out, so the record says what ran whatever the recipe becomes.
+        given = _flag_values(flags)
+        flags += [t for flag, v in method_flags(method).items() if flag not in given for t in (flag, v)]
+        variant_flags = list(flags)
         flags += ["--method", method]
         train_spec = bank if method == "supcon" else train_spec
     name = f"q-{data}-{variant}-{minutes:g}m" if epochs is None else f"q-{data}-{variant}-{epochs}ep"
@@ -179,11 +188,45 @@ def run_cell(
         "created_at": time.time(),
     }
     if method is not None:
-        record.update(method=method, budget=f"{epochs}ep" if epochs is not None else f"{minutes:g}m")
+        record.update(
+            method=method, budget=f"{epochs}ep" if epochs is not None else f"{minutes:g}m", flags=variant_flags
+        )
     results.parent.mkdir(exist_ok=True)
     with results.open("a") as f:
         f.write(json.dumps(record) + "\n")
     return record
+
+
+def method_flags(method: str) -> dict[str, str]:
+    """The train flags by which ``method``'s fast recipe differs from SimCLR's, e.g. ``{"--hidden-dim": "512"}``."""
+    from simclr_core.config import FAST_METHOD_SETTINGS
+
+    return {"--" + k.replace("_", "-"): f"{v:g}" for k, v in FAST_METHOD_SETTINGS.get(method, {}).items()}
+
+
+def _flag_values(flags: list[str]) -> dict[str, float | str | bool]:
+    """``--flag value`` pairs (numbers as floats, so "512" and "512.0" agree); a bare ``--flag`` is True."""
+    out: dict[str, float | str | bool] = {}
+    for i, tok in enumerate(flags):
+        if tok.startswith("--"):
+            value = flags[i + 1] if i + 1 < len(flags) and not flags[i + 1].startswith("--") else True
+            try:
+                out[tok] = float(value) if value is not True else True
+            except ValueError:
+                out[tok] = value
+    return out
+
+
+def _record_flags(r: dict[str, Any]) -> list[str]:
+    """The flags a method cell trained with beyond ``--recipe fast`` (records before ``flags``: its variant's)."""
+    return r["flags"] if "flags" in r else list(VARIANTS.get(r["variant"], ("", []))[1])
+
+
+def is_recipe_cell(r: dict[str, Any]) -> bool:
+    """Whether a method cell trained its method's current fast recipe (a try otherwise)."""
+    return _flag_values(_record_flags(r)) == _flag_values(
+        [t for pair in method_flags(r["method"]).items() for t in pair]
+    )
 
 
 def _steps_per_s(steps: list[dict[str, Any]]) -> float | None:
@@ -332,8 +375,12 @@ def methods_section_from(records: list[dict[str, Any]], recipe_records: list[dic
     for (data, variant, minutes), r in latest(list(recipe_records)).items():
         if variant == "fast" and minutes > 0:
             cells[(data, f"{minutes:g}m", "simclr")] = r
+    tries = []
     for r in sorted(records, key=lambda r: r["created_at"]):
-        cells[(r["data"], r["budget"], r["method"])] = r
+        if is_recipe_cell(r):
+            cells[(r["data"], r["budget"], r["method"])] = r
+        else:
+            tries.append(r)
 
     def order(key: tuple[str, str, str]) -> tuple:
         data, budget, method = key
@@ -369,7 +416,19 @@ def methods_section_from(records: list[dict[str, Any]], recipe_records: list[dic
         "Regenerate: `python -m simclr_core bench quality --cells cifar10:fast:5:byol,cifar10:fast:5:vicreg,... "
         "--out BENCHMARKS.md`; records in benchmarks/methods.jsonl (SimCLR's minute rows: benchmarks/quality.jsonl).",
     ]
+    if tries:
+        section.notes.append(
+            "Tries for the methods' own fast recipes (variant: extra train flags; kNN / probe all, %): "
+            + "; ".join(_try_text(r) for r in tries)
+            + "."
+        )
     return section
+
+
+def _try_text(r: dict[str, Any]) -> str:
+    top = r["table"][list(r["table"])[-1]]
+    flags = " ".join(_record_flags(r)) or "SimCLR's settings"
+    return f"{r['method']} {r['data']} {r['budget']} `{flags}` {_pct(top['knn'])} / {_pct(top['probe'])}"
 
 
 def run(opts: Options) -> Section:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from simclr_core.config import (
     BACKBONES,
+    FAST_METHOD_SETTINGS,
     METHODS,
     MONITORS,
     PRECISIONS,
@@ -108,8 +109,9 @@ def _value_type(f: Field) -> type:
 def _default_text(name: str) -> str:
     default, fast = getattr(_DEFAULTS, name), getattr(_FAST, name)
     text = f"default {default}" if default is not None else "default none"
-    if fast != default and name != "data":
-        text += f"; --recipe fast: {fast}"
+    per_method = {m: v[name] for m, v in FAST_METHOD_SETTINGS.items() if name in v}
+    if (fast != default or per_method) and name != "data":
+        text += f"; --recipe fast: {fast}" + "".join(f", with --method {m}: {v}" for m, v in per_method.items())
     return text
 
 
@@ -180,7 +182,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> dict[str, argparse._Argu
         "recipe (96 px, batch 256, lr 5e-4, temperature 0.07, 500 epochs). fast: what learns most per minute on "
         "this machine (measured: 32 px, ResNet-10 with the standard stem, 4 views of 128 images per step, lr 2e-3, temperature 0.2, crops of 20-100 %%, "
         "the cosine fitted to the time budget; --max-minutes defaults to 5). On a CUDA device fast uses "
-        "ResNet-18 with the small-input stem and batch 256 (not yet measured on a GPU).",
+        "ResNet-18 with the small-input stem and batch 256 (not yet measured on a GPU). With --method, fast "
+        "adds that method's own measured settings (listed under the flags they set).",
     )
     start.add_argument(
         "--config",
@@ -233,7 +236,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if getattr(args, "config", None):
         base = load_config_file(args.config)
     else:
-        base = recipe_config(args.recipe or "tutorial", gpu=_wants_gpu(args.device))
+        base = recipe_config(args.recipe or "tutorial", gpu=_wants_gpu(args.device), method=args.method or "simclr")
     config = replace(base, **_given(args))
     if args.aug is not None:
         config.aug = load_augmentation(args.aug, crop_size=config.image_size)

@@ -11,7 +11,7 @@ from torch import nn
 from simclr_core.config import METHODS
 from simclr_core.methods.barlowtwins import BarlowTwins
 from simclr_core.methods.base import RANK_METRICS, Method
-from simclr_core.methods.byol import BYOL
+from simclr_core.methods.byol import BASE_MOMENTUM, BYOL
 from simclr_core.methods.simclr import SimCLR
 from simclr_core.methods.supcon import SupCon
 from simclr_core.methods.vicreg import VICReg
@@ -25,10 +25,10 @@ def uses_head_batch_norm(method: str, choice: bool | None = None) -> bool:
     return method in BATCH_NORM_HEAD if choice is None else choice
 
 
-def make_method(name: str, net: nn.Module, dim: int) -> Method:
+def make_method(name: str, net: nn.Module, dim: int, target_momentum: float = BASE_MOMENTUM) -> Method:
     """The method ``name`` for the online network ``net`` (``model.SimCLRNet``) with projections of ``dim``."""
     if name == "byol":
-        return BYOL(net, dim)
+        return BYOL(net, dim, target_momentum)
     classes = {"simclr": SimCLR, "barlowtwins": BarlowTwins, "vicreg": VICReg, "supcon": SupCon}
     if name not in classes:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
