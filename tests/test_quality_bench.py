@@ -64,8 +64,11 @@ def test_newest_result_per_cell_and_the_targets(tmp_path: Path) -> None:
     assert load_records(tmp_path / "absent.jsonl") == []
 
 
-def test_method_cells_parse_with_epochs_or_minutes_and_render_their_own_table() -> None:
+def test_method_cells_parse_with_epochs_or_minutes_and_render_their_own_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simclr_core import config
     from simclr_core.bench.quality_bench import methods_section_from
+
+    monkeypatch.setattr(config, "FAST_METHOD_SETTINGS", {})
 
     assert parse_cells("cifar10:fast:1ep:byol, shapes:fast:5:vicreg") == [
         ("cifar10", "fast", 0.0, "byol", 1),
@@ -86,8 +89,13 @@ def test_method_cells_parse_with_epochs_or_minutes_and_render_their_own_table() 
     assert byol[4] == "1.25" and byol[5] == "42.0" and byol[6].endswith("4000: 47.0") and byol[7] == "37"
 
 
-def test_the_methods_table_takes_simclr_minute_rows_from_the_recipe_cells_and_groups_rows_by_budget() -> None:
+def test_the_methods_table_takes_simclr_minute_rows_from_the_recipe_cells_and_groups_rows_by_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from simclr_core import config
     from simclr_core.bench.quality_bench import methods_section_from
+
+    monkeypatch.setattr(config, "FAST_METHOD_SETTINGS", {})  # every method on SimCLR's settings
 
     recipe = [
         record("cifar10", "fast", 5.0, knn=0.54, probe=0.58, t=1.0),

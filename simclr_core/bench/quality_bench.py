@@ -56,7 +56,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "fast-w256": ("fast", ["--hidden-dim", "256"]),
     "fast-w512": ("fast", ["--hidden-dim", "512"]),
     "fast-w1024": ("fast", ["--hidden-dim", "1024"]),
-    "fast-m96": ("fast", ["--target-momentum", "0.96"]),  # BYOL: a target that follows faster in a short run
+    "fast-m96": ("fast", ["--target-momentum", "0.96"]),
+    "fast-lr4e-3": ("fast", ["--lr", "0.004"]),  # BYOL: a target that follows faster in a short run
 }
 
 
@@ -160,6 +161,8 @@ def run_cell(
     steps = [r for r in rows if "train_loss" in r]
     probe_args = ["probe", "--run", str(run_dir), "--train-data", bank, "--test-data", scored]
     probe_args += ["--sizes", sizes, "--repeats", "1", "--json"]
+    if method is not None:  # the random-init encoder is the same for every method: the recipe's cells score it
+        probe_args.append("--no-random-baseline")
     report = _json(_cli(probe_args, workdir / f"{name}.probe.log"))
     table = {
         str(r["size"]): {
