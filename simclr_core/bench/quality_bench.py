@@ -56,8 +56,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "fast-w256": ("fast", ["--hidden-dim", "256"]),
     "fast-w512": ("fast", ["--hidden-dim", "512"]),
     "fast-w1024": ("fast", ["--hidden-dim", "1024"]),
-    "fast-m96": ("fast", ["--target-momentum", "0.96"]),
-    "fast-lr4e-3": ("fast", ["--lr", "0.004"]),  # BYOL: a target that follows faster in a short run
+    "fast-m96": ("fast", ["--target-momentum", "0.96"]),  # BYOL: a target that follows faster in a short run
+    "fast-lr4e-3": ("fast", ["--lr", "0.004"]),
 }
 
 
