@@ -30,9 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from simclr_core.config import BYOL_BASE_MOMENTUM as BASE_MOMENTUM
 from simclr_core.methods.base import Method, rank_metrics
-
-BASE_MOMENTUM = 0.99  # tau_base: the paper's 0.996 is for 1000 ImageNet epochs; short CIFAR runs use 0.99 (solo-learn)
 
 
 def byol_loss(p: torch.Tensor, z_target: torch.Tensor, n_views: int = 2) -> torch.Tensor:
