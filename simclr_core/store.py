@@ -49,9 +49,10 @@ def _slug(name: str) -> str:
 
 
 def new_run_id(name: str | None = None) -> str:
-    """``<name>-YYYYmmdd-HHMMSS-xxxx``: sortable by start time, unique without coordination."""
+    """``<name>-YYYYmmdd-HHMMSS-xxxxxx``: sortable by start time; 24 random bits make a clash within one
+    second rare (a queue or a cluster starting many runs at once), and ``create_run`` retries the rare one."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime())
-    return f"{_slug(name or 'simclr')}-{stamp}-{secrets.token_hex(2)}"
+    return f"{_slug(name or 'simclr')}-{stamp}-{secrets.token_hex(3)}"
 
 
 def _json_default(value: Any) -> Any:

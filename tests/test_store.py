@@ -30,7 +30,10 @@ def test_create_run_writes_config_and_queued_status(tmp_path: Path) -> None:
 
 
 def test_run_ids_are_unique_and_listed_newest_first(tmp_path: Path) -> None:
-    assert len({new_run_id("x") for _ in range(50)}) == 50
+    # Many runs of one name in the same second each get their own folder (a clash of the random part retries).
+    burst = [create_run(tmp_path / "burst", {}, name="x") for _ in range(200)]
+    assert len({run.path for run in burst}) == 200 and all(run.path.is_dir() for run in burst)
+    assert new_run_id("x").startswith("x-") and len(new_run_id("x").rsplit("-", 1)[1]) == 6
     first = create_run(tmp_path, {}, name="a")
     time.sleep(0.01)
     second = create_run(tmp_path, {}, name="b", kind="supervised")
