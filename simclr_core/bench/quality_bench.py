@@ -412,8 +412,8 @@ def methods_section_from(records: list[dict[str, Any]], recipe_records: list[dic
         "Accuracies in %, scored as in the quality table (CIFAR-10: the carved 80/20 split of the training images, "
         "never a test split; shapes: shapes:test, bank and probe on shapes:train). Every method trains its own fast "
         "recipe, `--recipe fast --method M` (FAST_METHOD_SETTINGS; its paper's head: BatchNorm for byol, "
-        "barlowtwins and vicreg); supcon trains on the "
-        "labels of the bank, so it is a supervised reference, not self-supervised.",
+        "barlowtwins and vicreg); supcon trains on the labels of the bank, so it is a supervised reference, "
+        "not self-supervised.",
         "Budget Nm: N minutes on this 2-core machine, one cell at a time on a quiet machine (what a user gets in "
         "those minutes: a method's cost per step counts against it). Budget Nep: N epochs with no time budget, "
         "the same steps for every method. RankMe: effective rank of the embeddings at the last monitor point.",

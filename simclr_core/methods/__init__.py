@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from simclr_core.config import METHODS
+from simclr_core.config import BYOL_BASE_MOMENTUM, METHODS
 from simclr_core.methods.barlowtwins import BarlowTwins
 from simclr_core.methods.base import RANK_METRICS, Method
-from simclr_core.methods.byol import BASE_MOMENTUM, BYOL
+from simclr_core.methods.byol import BYOL
 from simclr_core.methods.simclr import SimCLR
 from simclr_core.methods.supcon import SupCon
 from simclr_core.methods.vicreg import VICReg
@@ -25,7 +25,7 @@ def uses_head_batch_norm(method: str, choice: bool | None = None) -> bool:
     return method in BATCH_NORM_HEAD if choice is None else choice
 
 
-def make_method(name: str, net: nn.Module, dim: int, target_momentum: float = BASE_MOMENTUM) -> Method:
+def make_method(name: str, net: nn.Module, dim: int, target_momentum: float = BYOL_BASE_MOMENTUM) -> Method:
     """The method ``name`` for the online network ``net`` (``model.SimCLRNet``) with projections of ``dim``."""
     if name == "byol":
         return BYOL(net, dim, target_momentum)

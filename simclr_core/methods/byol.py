@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from simclr_core.config import BYOL_BASE_MOMENTUM as BASE_MOMENTUM
+from simclr_core.config import BYOL_BASE_MOMENTUM
 from simclr_core.methods.base import Method, rank_metrics
 
 
@@ -52,7 +52,7 @@ def byol_loss(p: torch.Tensor, z_target: torch.Tensor, n_views: int = 2) -> torc
         return 2 * (2 - 2 * cos[off]).mean()
 
 
-def target_momentum(fraction: float, base: float = BASE_MOMENTUM) -> float:
+def target_momentum(fraction: float, base: float = BYOL_BASE_MOMENTUM) -> float:
     """tau at ``fraction`` in [0, 1] of the training budget: base at the start, 1 at the end (cosine)."""
     fraction = min(1.0, max(0.0, fraction))
     return 1 - (1 - base) * (math.cos(math.pi * fraction) + 1) / 2
@@ -80,7 +80,7 @@ class BYOL(Method):
     name = "byol"
     terms = ("momentum",)
 
-    def __init__(self, net: nn.Module, dim: int, base_momentum: float = BASE_MOMENTUM) -> None:
+    def __init__(self, net: nn.Module, dim: int, base_momentum: float = BYOL_BASE_MOMENTUM) -> None:
         super().__init__()
         self.predictor = make_predictor(dim)
         self.target = copy.deepcopy(net)
