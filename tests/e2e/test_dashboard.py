@@ -266,6 +266,8 @@ def test_probe_with_two_sizes_draws_the_figure(page, server):
         page.keyboard.type(size)
         page.get_by_role("option", name=size, exact=True).click()
         page.keyboard.press("Escape")
+        # The rerun that saves this pick into the URL must be done before the next pick, or it can undo it.
+        wait_for(lambda size=size: re.search(rf"probe_sizes=[^&]*\b{size}\b", page.url), 60, f"{size} not saved")
         idle(page)
     chips = [t.strip() for t in sizes.inner_text().split("\n")[1:] if t.strip()]
     assert chips == ["2", "5"], chips
